@@ -1,0 +1,123 @@
+//! The TOML config file (`--config FILE`). Unknown keys are errors; values are
+//! validated on load. Command-line flags override it.
+//!
+//! ```toml
+//! key_file = "/etc/phiwatch/key"      # hex HMAC key; PHIWATCH_KEY overrides
+//! rules_dir = "/etc/phiwatch/rules"   # adds or replaces built-in rules by id
+//! format = "kong"                     # force one decoder (default: auto-detect)
+//!
+//! [replay]
+//! threads = 8
+//! max_record_bytes = 1048576
+//! block_bytes = 8388608
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Errors loading a config file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the file failed.
+    #[error("config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown keys.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// File holding the HMAC key as hex.
+    pub key_file: Option<PathBuf>,
+    /// Folder of extra rules.
+    pub rules_dir: Option<PathBuf>,
+    /// Decoder to force for every record (default: auto-detect).
+    pub format: Option<String>,
+    /// Replay settings.
+    #[serde(default)]
+    pub replay: ReplayConfig,
+}
+
+/// `[replay]` settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
+    /// Records longer than this are dead-lettered (default 1 MiB).
+    pub max_record_bytes: Option<usize>,
+    /// Bytes per parallel block (default 8 MiB).
+    pub block_bytes: Option<usize>,
+}
+
+impl Config {
+    /// Load and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse and validate config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
+        let cfg: Config = toml::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        let invalid = |message: &str| Error::Invalid {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        };
+        if cfg.replay.threads == Some(0) {
+            return Err(invalid("replay.threads must be at least 1"));
+        }
+        if cfg.replay.max_record_bytes.is_some_and(|n| n < 64) {
+            return Err(invalid("replay.max_record_bytes must be at least 64"));
+        }
+        if let Some(f) = &cfg.format {
+            f.parse::<crate::decode::Format>()
+                .map_err(|e| invalid(&format!("format: {e}")))?;
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_unknown_keys() {
+        let p = Path::new("t.toml");
+        let c = Config::parse("key_file = \"k\"\n[replay]\nthreads = 4\n", p).expect("parse");
+        assert_eq!(c.replay.threads, Some(4));
+        let e = Config::parse("[replay]\nthreds = 4\n", p).expect_err("unknown key");
+        assert!(e.to_string().contains("threds"), "{e}");
+        assert!(Config::parse("[replay]\nthreads = 0\n", p).is_err());
+        assert!(Config::parse("format = \"nope\"\n", p).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! The `phiwatch` command line. The only place that turns errors into text for
+//! humans; everything else is in the library.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use phiwatch::config::Config;
+use phiwatch::decode::{Format, Mode};
+use phiwatch::detect::Detector;
+use phiwatch::pipeline::{DEFAULT_MAX_RECORD_BYTES, Engine, EngineOptions};
+use phiwatch::redact::{Key, KeyOrigin};
+use phiwatch::replay::{self, Progress, ReplayOptions, Summary};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "phiwatch",
+    version,
+    about = "Find exposed health data (PHI) and leaked credentials in gateway, WAF and egress logs",
+    after_help = "Examples:\n  phiwatch replay fixtures/ --out findings\n  phiwatch replay 'logs/2026-*/access.log.gz' --out case-42 --threads 8\n  zcat access.log.gz | phiwatch replay - --out case-42 --format nginx"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay log files (folders, globs, .gz, .zst, - for stdin) into DIR.
+    #[command(
+        after_help = "Examples:\n  phiwatch replay fixtures/ --out findings\n  phiwatch replay /var/log/kong/*.log.gz --out case-42 --threads 8\n  phiwatch replay - --out case-42 --format text < unknown.log\n\nOutput: DIR/findings/, DIR/dead_letter/ (Parquet, zstd), DIR/manifest.jsonl.\nExit status: 0 when the run completed (even with malformed lines), 2 when it could not run."
+    )]
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Folder of extra rules (added to, or replacing by id, the built-in rules).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// File holding the HMAC key as hex (PHIWATCH_KEY overrides).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// Files, folders (recursively), globs, .gz/.zst, or - for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Force one decoder for every line (default: auto-detect per line); `text`
+    /// scans lines of no known format as plain text instead of dead-lettering them.
+    #[arg(long, value_name = "NAME")]
+    format: Option<String>,
+    /// Records longer than this many bytes are dead-lettered (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    max_record_bytes: Option<usize>,
+    /// No progress bar, no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => cmd_replay(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("phiwatch: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+fn load_key(cli: Option<&Path>, cfg: &Config, quiet: bool) -> Result<Key> {
+    let (key, origin) = Key::load(cli.or(cfg.key_file.as_deref()))?;
+    if let KeyOrigin::Generated(p) = origin
+        && !quiet
+    {
+        eprintln!(
+            "phiwatch: warning: no HMAC key configured; using the generated key in {} (mode 0600). \
+             Set PHIWATCH_KEY or --key-file so hashes stay comparable across machines.",
+            p.display()
+        );
+    }
+    Ok(key)
+}
+
+fn mode_for(format: Option<&str>) -> Result<Mode> {
+    Ok(match format {
+        None => Mode::Auto,
+        Some("text") => Mode::AutoTextFallback,
+        Some(name) => Mode::Forced(name.parse::<Format>().map_err(anyhow::Error::msg)?),
+    })
+}
+
+fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
+    let cfg = load_config(args.common.config.as_deref())?;
+    let key = load_key(args.common.key_file.as_deref(), &cfg, args.quiet)?;
+    let rules = args.common.rules.as_deref().or(cfg.rules_dir.as_deref());
+    let detector = Detector::load(key, rules)?;
+    let mode = mode_for(args.format.as_deref().or(cfg.format.as_deref()))?;
+    let max_record_bytes = args
+        .max_record_bytes
+        .or(cfg.replay.max_record_bytes)
+        .unwrap_or(DEFAULT_MAX_RECORD_BYTES);
+    let engine = Engine::new(
+        detector,
+        EngineOptions {
+            mode,
+            max_record_bytes,
+        },
+    );
+    let inputs = phiwatch::source::file::expand(&args.paths)?;
+    let threads = args
+        .threads
+        .or(cfg.replay.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let opts = ReplayOptions {
+        out_dir: args.out.clone(),
+        threads,
+        block_bytes: cfg
+            .replay
+            .block_bytes
+            .unwrap_or(replay::DEFAULT_BLOCK_BYTES),
+    };
+    let progress = Progress::default();
+    let total: u64 = inputs.iter().map(|i| i.size).sum();
+    let show_bar = !args.quiet && std::io::stderr().is_terminal();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let bar = show_bar.then(|| progress_bar(total));
+    let summary = std::thread::scope(|s| {
+        if let Some(bar) = bar.clone() {
+            let (progress, done) = (&progress, &done);
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    update_bar(&bar, progress);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+        let r = replay::replay(&engine, &inputs, &opts, &progress);
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let summary = summary.with_context(|| format!("replay into {}", args.out.display()))?;
+    if !args.quiet {
+        print_summary(&summary, &args.out);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+fn update_bar(bar: &indicatif::ProgressBar, p: &Progress) {
+    bar.set_position(p.disk_bytes.load(Ordering::Relaxed));
+    let secs = bar.elapsed().as_secs_f64().max(1e-3);
+    let events = p.events.load(Ordering::Relaxed);
+    bar.set_message(format!(
+        "{} events ({:.0}/s), {} findings, {} dead letters",
+        events,
+        events as f64 / secs,
+        p.findings.load(Ordering::Relaxed),
+        p.dead_letters.load(Ordering::Relaxed)
+    ));
+}
+
+fn print_summary(s: &Summary, out: &Path) {
+    let st = &s.stats;
+    eprintln!(
+        "phiwatch: replayed {} input(s): {} records, {:.1} MB in {:.2} s ({:.1} MB/s)",
+        s.inputs,
+        st.records,
+        st.bytes as f64 / 1e6,
+        s.elapsed.as_secs_f64(),
+        s.mb_per_s()
+    );
+    let events: Vec<String> = st
+        .events_by_format
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    eprintln!("  events by format: {}", or_none(&events));
+    let kinds: Vec<String> = st
+        .findings_by_kind
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    eprintln!(
+        "  findings: {} ({})",
+        st.findings(),
+        or_none(&kinds).trim_start_matches("none")
+    );
+    eprintln!("  dead letters: {}", st.dead_letters);
+    eprintln!("  wrote {} file(s) under {}", s.files.len(), out.display());
+}
+
+fn or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
+}

@@ -1,0 +1,229 @@
+//! The engine shared by `replay` and `run`: one record in, findings, dead letters
+//! and exposure counts out. Everything between source and sink lives here, so a
+//! replay of the same records gives the same findings as streaming did.
+
+use crate::decode::{self, FileState, Format, Mode};
+use crate::detect::Detector;
+use crate::event::{Event, Provenance};
+use crate::finding::Finding;
+use crate::sink::dead_letter::{self, DeadLetter};
+use std::collections::BTreeMap;
+
+/// Default cap on one record: longer records are dead-lettered.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Counters of one run (or one block of it); merged with [`Stats::merge`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records (lines, Kafka messages) seen, dead letters included.
+    pub records: u64,
+    /// Bytes of records seen (uncompressed).
+    pub bytes: u64,
+    /// Events decoded, by format name.
+    pub events_by_format: BTreeMap<&'static str, u64>,
+    /// Findings, by kind.
+    pub findings_by_kind: BTreeMap<String, u64>,
+    /// Records dead-lettered.
+    pub dead_letters: u64,
+}
+
+impl Stats {
+    /// Add another set of counters to this one.
+    pub fn merge(&mut self, other: &Stats) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.dead_letters += other.dead_letters;
+        for (k, v) in &other.events_by_format {
+            *self.events_by_format.entry(k).or_default() += v;
+        }
+        for (k, v) in &other.findings_by_kind {
+            *self.findings_by_kind.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// Events decoded, all formats.
+    pub fn events(&self) -> u64 {
+        self.events_by_format.values().sum()
+    }
+
+    /// Findings, all kinds.
+    pub fn findings(&self) -> u64 {
+        self.findings_by_kind.values().sum()
+    }
+}
+
+/// What a run of records produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Findings, in record order.
+    pub findings: Vec<Finding>,
+    /// Records that could not be decoded.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How to pick a decoder.
+    pub mode: Mode,
+    /// Records longer than this are dead-lettered.
+    pub max_record_bytes: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            mode: Mode::Auto,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// Decode -> detect for one record at a time. Shared read-only across threads.
+#[derive(Debug)]
+pub struct Engine {
+    detector: Detector,
+    options: EngineOptions,
+}
+
+/// Per-source scratch state: decoder state and a reusable event buffer.
+#[derive(Debug, Default, Clone)]
+pub struct SourceState {
+    /// Decoder state (header lines that change later lines).
+    pub decode: FileState,
+    events: Vec<Event>,
+}
+
+impl SourceState {
+    /// Scratch state that starts from a decoder state.
+    pub fn new(decode: FileState) -> Self {
+        SourceState {
+            decode,
+            events: Vec::new(),
+        }
+    }
+}
+
+impl Engine {
+    /// An engine around a detector.
+    pub fn new(detector: Detector, options: EngineOptions) -> Self {
+        Engine { detector, options }
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// The engine's settings.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Decoder state after the first record of a source, so that blocks decoded
+    /// in parallel see a header line (such as a VPC Flow Logs field list).
+    pub fn prime(&self, first_record: &[u8]) -> FileState {
+        let mut state = FileState::default();
+        let mut events = Vec::new();
+        if first_record.len() <= self.options.max_record_bytes {
+            let _ = decode::decode_record(first_record, self.options.mode, &mut state, &mut events);
+        }
+        state
+    }
+
+    /// Record a dead letter for a record too long to buffer.
+    pub fn oversize(&self, prov: &Provenance, length: u64, out: &mut Output) {
+        out.stats.records += 1;
+        out.stats.bytes += length;
+        self.dead(
+            prov,
+            length,
+            format!(
+                "record of {length} bytes exceeds the {}-byte record cap",
+                self.options.max_record_bytes
+            ),
+            b"",
+            out,
+        );
+    }
+
+    fn dead(&self, prov: &Provenance, length: u64, reason: String, rec: &[u8], out: &mut Output) {
+        out.stats.dead_letters += 1;
+        out.dead_letters.push(DeadLetter {
+            source: prov.source.clone(),
+            source_line: prov.line,
+            kafka_partition: prov.kafka_partition,
+            kafka_offset: prov.kafka_offset,
+            length,
+            reason,
+            preview: dead_letter::preview(rec),
+        });
+    }
+
+    /// Decode one record and scan its events. Blank records are skipped; a
+    /// record that cannot be decoded becomes a dead letter.
+    pub fn process_record(
+        &self,
+        record: &[u8],
+        prov: &Provenance,
+        state: &mut SourceState,
+        out: &mut Output,
+    ) {
+        if record.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        out.stats.records += 1;
+        out.stats.bytes += record.len() as u64;
+        if record.len() > self.options.max_record_bytes {
+            self.dead(
+                prov,
+                record.len() as u64,
+                format!(
+                    "record of {} bytes exceeds the {}-byte record cap",
+                    record.len(),
+                    self.options.max_record_bytes
+                ),
+                record,
+                out,
+            );
+            return;
+        }
+        state.events.clear();
+        match decode::decode_record(
+            record,
+            self.options.mode,
+            &mut state.decode,
+            &mut state.events,
+        ) {
+            Ok(format) => self.scan_events(format, &state.events, prov, out),
+            Err(e) => self.dead(prov, record.len() as u64, e.to_string(), record, out),
+        }
+    }
+
+    fn scan_events(&self, format: Format, events: &[Event], prov: &Provenance, out: &mut Output) {
+        if events.is_empty() {
+            return;
+        }
+        *out.stats.events_by_format.entry(format.name()).or_default() += events.len() as u64;
+        let before = out.findings.len();
+        for (i, ev) in events.iter().enumerate() {
+            if i == 0 {
+                self.detector.scan(ev, prov, format, &mut out.findings);
+            } else {
+                let mut p = prov.clone();
+                p.index = u32::try_from(i).unwrap_or(u32::MAX);
+                self.detector.scan(ev, &p, format, &mut out.findings);
+            }
+        }
+        for f in &out.findings[before..] {
+            match out.stats.findings_by_kind.get_mut(&*f.kind) {
+                Some(n) => *n += 1,
+                None => {
+                    out.stats.findings_by_kind.insert(f.kind.to_string(), 1);
+                }
+            }
+        }
+    }
+}

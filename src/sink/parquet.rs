@@ -1,0 +1,130 @@
+//! Parquet files written under a temporary name, hashed while written, renamed
+//! into place when complete: a reader never sees a partial file.
+
+use arrow::array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Errors writing an output file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Parquet encoding error.
+    #[error("{path}: parquet: {source}")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The encoder's error.
+        source: parquet::errors::ParquetError,
+    },
+}
+
+/// A file that was written and renamed into place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Path relative to the output folder, with `/` separators.
+    pub rel_path: String,
+    /// Hex sha256 of the file's bytes.
+    pub sha256: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Rows written.
+    pub rows: u64,
+}
+
+struct HashingWriter {
+    file: File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Writer properties shared by every phiwatch Parquet file: zstd, row groups of
+/// up to 128k rows.
+pub fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_created_by(format!("phiwatch {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Write `batches` (all of one schema) to `out_dir/rel_path` via a temporary name.
+/// An existing file of that name is replaced, so a replay after a crash overwrites
+/// rather than duplicates.
+pub fn write(out_dir: &Path, rel_path: &str, batches: &[RecordBatch]) -> Result<Written, Error> {
+    let path = out_dir.join(rel_path);
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let Some(first) = batches.first() else {
+        return Err(Error::Io {
+            path,
+            source: io::Error::other("nothing to write"),
+        });
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let tmp = path.with_extension("parquet.tmp");
+    let file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let sink = HashingWriter {
+        file,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let pq_err = |source| Error::Parquet {
+        path: tmp.clone(),
+        source,
+    };
+    let mut writer =
+        ArrowWriter::try_new(sink, first.schema(), Some(properties())).map_err(pq_err)?;
+    let mut rows = 0u64;
+    for b in batches {
+        rows += b.num_rows() as u64;
+        writer.write(b).map_err(pq_err)?;
+    }
+    let mut sink = writer.into_inner().map_err(pq_err)?;
+    sink.flush().map_err(io_err(&tmp))?;
+    sink.file.sync_all().map_err(io_err(&tmp))?;
+    let HashingWriter {
+        file,
+        hasher,
+        bytes,
+    } = sink;
+    drop(file);
+    let sha256 = hex::encode(hasher.finalize());
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    Ok(Written {
+        rel_path: rel_path.replace('\\', "/"),
+        sha256,
+        bytes,
+        rows,
+    })
+}

@@ -1,0 +1,3 @@
+//! Where records come from: files (and stdin) for `replay`.
+
+pub mod file;
