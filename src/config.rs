@@ -58,6 +58,80 @@ pub struct Config {
     /// Replay settings.
     #[serde(default)]
     pub replay: ReplayConfig,
+    /// Kafka settings for `phiwatch run`.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Output settings for `phiwatch run`.
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// Alert settings for `phiwatch run`.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Metrics endpoint for `phiwatch run`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[kafka]` settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `HOST:PORT[,...]`.
+    pub brokers: Option<String>,
+    /// Consumer group id.
+    pub group: Option<String>,
+    /// Topics to consume.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Decoder pinned per topic (topic -> format name); others are auto-detected.
+    #[serde(default)]
+    pub topic_formats: std::collections::BTreeMap<String, String>,
+    /// Where a group with no committed offset starts: `earliest` (default) or `latest`.
+    pub auto_offset_reset: Option<String>,
+    /// Consumer session timeout (default 45000).
+    pub session_timeout_ms: Option<u64>,
+    /// Prefetch cap per partition queue in KiB (default 65536).
+    pub max_prefetch_kbytes: Option<u64>,
+    /// Topic that receives a JSON description of every dead letter (no content).
+    pub dead_letter_topic: Option<String>,
+    /// librdkafka properties passed through as they are (`security.protocol`,
+    /// `sasl.mechanism`, `ssl.ca.location` ...). Secrets can come from the
+    /// environment instead: `PHIWATCH_KAFKA_SASL_USERNAME`,
+    /// `PHIWATCH_KAFKA_SASL_PASSWORD`, `PHIWATCH_KAFKA_SSL_KEY_PASSWORD`.
+    #[serde(default)]
+    pub overrides: std::collections::BTreeMap<String, String>,
+}
+
+/// `[output]` settings for `phiwatch run`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Output folder.
+    pub dir: Option<PathBuf>,
+    /// Roll a partition's files after this many input bytes (default 128 MiB).
+    pub roll_bytes: Option<u64>,
+    /// Roll a partition's files after this long (default 60000).
+    pub roll_ms: Option<u64>,
+}
+
+/// `[alerts]` settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Topic for OCSF alerts.
+    pub topic: Option<String>,
+    /// Lowest severity that alerts (default `high`).
+    pub min_severity: Option<String>,
+    /// One alert per (rule, principal) per this window (default 600000).
+    pub suppress_ms: Option<u64>,
+}
+
+/// `[metrics]` settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Listen address (default `127.0.0.1:9464`); `off` disables the endpoint.
+    pub listen: Option<String>,
 }
 
 /// `[replay]` settings.
@@ -97,6 +171,28 @@ impl Config {
         }
         if cfg.replay.max_record_bytes.is_some_and(|n| n < 64) {
             return Err(invalid("replay.max_record_bytes must be at least 64"));
+        }
+        if let Some(r) = &cfg.kafka.auto_offset_reset
+            && r != "earliest"
+            && r != "latest"
+        {
+            return Err(invalid(
+                "kafka.auto_offset_reset must be earliest or latest",
+            ));
+        }
+        for (topic, f) in &cfg.kafka.topic_formats {
+            f.parse::<crate::decode::Format>()
+                .map_err(|e| invalid(&format!("kafka.topic_formats.{topic}: {e}")))?;
+        }
+        if let Some(s) = &cfg.alerts.min_severity {
+            crate::finding::Severity::parse(s).ok_or_else(|| {
+                invalid("alerts.min_severity must be info, low, medium, high or critical")
+            })?;
+        }
+        if cfg.output.roll_ms == Some(0) || cfg.output.roll_bytes == Some(0) {
+            return Err(invalid(
+                "output.roll_ms and output.roll_bytes must be positive",
+            ));
         }
         if let Some(f) = &cfg.format {
             f.parse::<crate::decode::Format>()

@@ -65,6 +65,19 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+
+    /// Parse the contract's spelling.
+    pub fn parse(s: &str) -> Option<Severity> {
+        [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 /// One finding. Carries only keyed hashes and masks, never a raw value.

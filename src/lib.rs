@@ -17,5 +17,8 @@ pub mod finding;
 pub mod pipeline;
 pub mod redact;
 pub mod replay;
+pub mod report;
+pub mod run;
 pub mod sink;
 pub mod source;
+pub mod telemetry;

@@ -34,6 +34,35 @@ enum Command {
         after_help = "Examples:\n  phiwatch replay fixtures/ --out findings\n  phiwatch replay /var/log/kong/*.log.gz --out case-42 --threads 8\n  phiwatch replay - --out case-42 --format text < unknown.log\n\nOutput: DIR/findings/, DIR/dead_letter/ (Parquet, zstd), DIR/manifest.jsonl.\nExit status: 0 when the run completed (even with malformed lines), 2 when it could not run."
     )]
     Replay(ReplayArgs),
+    /// Consume Kafka topics as a consumer-group member, writing into DIR.
+    #[command(
+        after_help = "Examples:\n  phiwatch run --brokers kafka:9092 --group phiwatch --topic kong-logs --topic waf-logs --out /data/phiwatch\n  phiwatch run --config /etc/phiwatch/phiwatch.toml --alerts-topic phiwatch-alerts\n\nOffsets are committed only after the Parquet files holding the records are in place.\nSIGTERM/SIGINT: stop fetching, flush, commit, exit 0.\nSecrets from the environment: PHIWATCH_KEY, PHIWATCH_KAFKA_SASL_USERNAME,\nPHIWATCH_KAFKA_SASL_PASSWORD, PHIWATCH_KAFKA_SSL_KEY_PASSWORD."
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Bootstrap servers, HOST:PORT[,...].
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// Consumer group id.
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+    /// Topic to consume (repeat for more).
+    #[arg(long = "topic", value_name = "NAME")]
+    topics: Vec<String>,
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Topic that receives OCSF alerts.
+    #[arg(long, value_name = "NAME")]
+    alerts_topic: Option<String>,
+    /// Metrics listen address, or `off` (default 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -78,6 +107,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => cmd_replay(args),
+        Command::Run(args) => cmd_run(args),
     };
     match result {
         Ok(code) => code,
@@ -174,6 +204,123 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
     if !args.quiet {
         print_summary(&summary, &args.out);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_run(args: RunArgs) -> Result<ExitCode> {
+    use phiwatch::run::{self, RunOptions};
+    let cfg = load_config(args.common.config.as_deref())?;
+    let key = load_key(args.common.key_file.as_deref(), &cfg, false)?;
+    let rules = args.common.rules.as_deref().or(cfg.rules_dir.as_deref());
+    let detector = Detector::load(key, rules)?;
+    let mode = mode_for(cfg.format.as_deref())?;
+    let engine = std::sync::Arc::new(Engine::new(
+        detector,
+        EngineOptions {
+            mode,
+            max_record_bytes: cfg
+                .replay
+                .max_record_bytes
+                .unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+        },
+    ));
+    let k = &cfg.kafka;
+    let brokers = args
+        .brokers
+        .or_else(|| k.brokers.clone())
+        .context("no brokers: pass --brokers HOST:PORT or set kafka.brokers")?;
+    let group = args
+        .group
+        .or_else(|| k.group.clone())
+        .context("no consumer group: pass --group ID or set kafka.group")?;
+    let topics = if args.topics.is_empty() {
+        k.topics.clone()
+    } else {
+        args.topics
+    };
+    anyhow::ensure!(
+        !topics.is_empty(),
+        "no topics: pass --topic NAME or set kafka.topics"
+    );
+    let out = args
+        .out
+        .or_else(|| cfg.output.dir.clone())
+        .context("no output folder: pass --out DIR or set output.dir")?;
+    let mut opts = RunOptions::new(&brokers, &group, topics, out);
+    for (t, f) in &k.topic_formats {
+        opts.topic_formats
+            .insert(t.clone(), f.parse::<Format>().map_err(anyhow::Error::msg)?);
+    }
+    if let Some(r) = &k.auto_offset_reset {
+        opts.auto_offset_reset = r.clone();
+    }
+    if let Some(v) = k.session_timeout_ms {
+        opts.session_timeout_ms = v;
+    }
+    if let Some(v) = k.max_prefetch_kbytes {
+        opts.max_prefetch_kbytes = v;
+    }
+    opts.overrides = k.overrides.clone();
+    for (env, prop) in [
+        ("PHIWATCH_KAFKA_SASL_USERNAME", "sasl.username"),
+        ("PHIWATCH_KAFKA_SASL_PASSWORD", "sasl.password"),
+        ("PHIWATCH_KAFKA_SSL_KEY_PASSWORD", "ssl.key.password"),
+    ] {
+        if let Ok(v) = std::env::var(env) {
+            opts.overrides.insert(prop.to_string(), v);
+        }
+    }
+    opts.dead_letter_topic = k.dead_letter_topic.clone();
+    if let Some(v) = cfg.output.roll_bytes {
+        opts.roll_bytes = v;
+    }
+    if let Some(v) = cfg.output.roll_ms {
+        opts.roll_ms = v;
+    }
+    opts.alerts_topic = args.alerts_topic.or_else(|| cfg.alerts.topic.clone());
+    if let Some(s) = cfg
+        .alerts
+        .min_severity
+        .as_deref()
+        .and_then(phiwatch::finding::Severity::parse)
+    {
+        opts.min_severity = s;
+    }
+    if let Some(v) = cfg.alerts.suppress_ms {
+        opts.suppress_ms = v;
+    }
+    let metrics = std::sync::Arc::new(phiwatch::telemetry::Metrics::default());
+    let listen = args
+        .metrics
+        .or_else(|| cfg.metrics.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:9464".to_string());
+    let _server = if listen == "off" {
+        None
+    } else {
+        Some(
+            phiwatch::telemetry::Server::start(&listen, metrics.clone())
+                .with_context(|| format!("metrics endpoint {listen}"))?,
+        )
+    };
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, shutdown.clone()).context("signal handler")?;
+    }
+    eprintln!(
+        "phiwatch: consuming {} as group {} from {}",
+        opts.topics.join(", "),
+        opts.group,
+        opts.brokers
+    );
+    let summary = run::run(engine, &opts, metrics, &shutdown)?;
+    eprintln!(
+        "phiwatch: stopped: {} records, {} findings, {} dead letters, {} files, {} commits",
+        summary.stats.records,
+        summary.stats.findings(),
+        summary.stats.dead_letters,
+        summary.files,
+        summary.commits
+    );
     Ok(ExitCode::SUCCESS)
 }
 

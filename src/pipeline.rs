@@ -171,6 +171,19 @@ impl Engine {
         state: &mut SourceState,
         out: &mut Output,
     ) {
+        self.process_record_as(record, prov, self.options.mode, state, out);
+    }
+
+    /// [`Engine::process_record`] with a decoder mode of its own (a format pinned
+    /// to one Kafka topic, say).
+    pub fn process_record_as(
+        &self,
+        record: &[u8],
+        prov: &Provenance,
+        mode: Mode,
+        state: &mut SourceState,
+        out: &mut Output,
+    ) {
         if record.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -191,12 +204,7 @@ impl Engine {
             return;
         }
         state.events.clear();
-        match decode::decode_record(
-            record,
-            self.options.mode,
-            &mut state.decode,
-            &mut state.events,
-        ) {
+        match decode::decode_record(record, mode, &mut state.decode, &mut state.events) {
             Ok(format) => self.scan_events(format, &state.events, prov, out),
             Err(e) => self.dead(prov, record.len() as u64, e.to_string(), record, out),
         }

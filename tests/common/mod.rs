@@ -1,0 +1,147 @@
+//! Helpers shared by integration tests.
+#![allow(dead_code)]
+
+use arrow::array::{Array, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use phiwatch::decode::Mode;
+use phiwatch::detect::Detector;
+use phiwatch::event::Provenance;
+use phiwatch::pipeline::{Engine, EngineOptions, Output, SourceState};
+use phiwatch::redact::Key;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The key every test hashes under.
+pub const TEST_KEY: &[u8] = b"phiwatch-test-key-0123456789abcdef";
+
+/// An engine with the built-in rules, auto-detection and the test key.
+pub fn engine() -> Engine {
+    let detector = Detector::load(Key::from_bytes(TEST_KEY), None).expect("built-in rules load");
+    Engine::new(
+        detector,
+        EngineOptions {
+            mode: Mode::Auto,
+            ..EngineOptions::default()
+        },
+    )
+}
+
+/// Every line of the per-format fixture logs whose formats decode line by line
+/// without file state (VPC Flow Logs headers are per file, so they are left out).
+pub fn fixture_lines() -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(&root).expect("fixtures/") {
+        let dir = dir.expect("entry").path();
+        if !dir.is_dir() || dir.ends_with("vpc_flow") || dir.ends_with("mixed") {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).expect("fixture dir") {
+            let f = f.expect("entry").path();
+            if f.extension().is_some_and(|e| e == "log") {
+                files.push(f);
+            }
+        }
+    }
+    files.sort();
+    let mut lines = Vec::new();
+    for f in files {
+        let data = std::fs::read(&f).expect("read fixture");
+        for l in data.split(|&b| b == b'\n') {
+            if !l.iter().all(u8::is_ascii_whitespace) {
+                lines.push(l.to_vec());
+            }
+        }
+    }
+    lines
+}
+
+/// A finding as compared across runs: (rule_id, location, value_hmac, source_format).
+pub type Key4 = (String, String, String, String);
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+}
+
+fn col<'a>(b: &'a arrow::array::RecordBatch, name: &str) -> &'a StringArray {
+    b.column_by_name(name)
+        .expect("column")
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+}
+
+/// The findings under `out/findings`, de-duplicated by finding_id, sorted.
+pub fn findings_in(out: &Path) -> Vec<Key4> {
+    let mut files = Vec::new();
+    collect(&out.join("findings"), &mut files);
+    let mut by_id: BTreeMap<String, Key4> = BTreeMap::new();
+    for f in files {
+        let file = std::fs::File::open(&f).expect("open");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        for b in reader {
+            let b = b.expect("batch");
+            let (id, rule, loc, h, fmt) = (
+                col(&b, "finding_id"),
+                col(&b, "rule_id"),
+                col(&b, "location"),
+                col(&b, "value_hmac"),
+                col(&b, "source_format"),
+            );
+            for i in 0..b.num_rows() {
+                by_id.insert(
+                    id.value(i).to_string(),
+                    (
+                        rule.value(i).to_string(),
+                        loc.value(i).to_string(),
+                        h.value(i).to_string(),
+                        fmt.value(i).to_string(),
+                    ),
+                );
+            }
+        }
+    }
+    let mut v: Vec<Key4> = by_id.into_values().collect();
+    v.sort();
+    v
+}
+
+/// The findings of the lines run one by one through the engine, sorted.
+pub fn replay_findings(lines: &[Vec<u8>]) -> Vec<Key4> {
+    let engine = engine();
+    let mut out = Output::default();
+    let mut state = SourceState::default();
+    let source: Arc<str> = Arc::from("lines");
+    for (i, l) in lines.iter().enumerate() {
+        let prov = Provenance::file_line(source.clone(), i as u64 + 1);
+        engine.process_record(l, &prov, &mut state, &mut out);
+    }
+    let mut v: Vec<Key4> = out
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.rule_id.to_string(),
+                f.location.clone(),
+                f.value_hmac.clone(),
+                f.source_format.to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}

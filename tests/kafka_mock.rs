@@ -1,0 +1,230 @@
+//! `phiwatch run` against librdkafka's mock cluster: produce, consume in a group,
+//! commit after the sink, a two-member rebalance, injected broker errors.
+//! No broker needed; the real-broker suite (tansu) runs in `.ci/run`.
+
+mod common;
+
+use common::{findings_in, fixture_lines, replay_findings};
+use phiwatch::run::{self, RunOptions, RunSummary};
+use phiwatch::telemetry::Metrics;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 3;
+
+fn produce(bootstrap: &str, topic: &str, lines: &[Vec<u8>]) -> Vec<i64> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    for (i, line) in lines.iter().enumerate() {
+        let p = i32::try_from(i).expect("small") % PARTITIONS;
+        let mut rec = BaseRecord::<(), [u8]>::to(topic).partition(p).payload(line);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    for i in 0..lines.len() {
+        ends[i % PARTITIONS as usize] += 1;
+    }
+    ends
+}
+
+fn options(bootstrap: &str, topic: &str, out: &Path) -> RunOptions {
+    let mut o = RunOptions::new(
+        bootstrap,
+        "phiwatch-test",
+        vec![topic.to_string()],
+        out.into(),
+    );
+    o.session_timeout_ms = 6000;
+    o.roll_ms = 500;
+    o
+}
+
+struct Member {
+    shutdown: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    handle: JoinHandle<Result<RunSummary, run::Error>>,
+}
+
+fn start(opts: RunOptions) -> Member {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(Metrics::default());
+    let (s, m) = (shutdown.clone(), metrics.clone());
+    let handle = std::thread::spawn(move || run::run(Arc::new(common::engine()), &opts, m, &s));
+    Member {
+        shutdown,
+        metrics,
+        handle,
+    }
+}
+
+impl Member {
+    fn records(&self) -> u64 {
+        self.metrics.records.load(Ordering::Relaxed)
+    }
+
+    fn stop(self) -> RunSummary {
+        self.shutdown.store(true, Ordering::Relaxed);
+        self.handle
+            .join()
+            .expect("member thread")
+            .expect("run ends cleanly")
+    }
+}
+
+fn committed(bootstrap: &str, group: &str, topic: &str) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..PARTITIONS)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn one_member_consumes_everything_commits_the_end_and_matches_replay() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("gw", PARTITIONS, 1).expect("topic");
+    let bs = mock.bootstrap_servers();
+    let lines = fixture_lines();
+    let ends = produce(&bs, "gw", &lines);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let m = start(options(&bs, "gw", &out));
+    let n = lines.len() as u64;
+    wait_until("all records", 60, || m.records() >= n);
+    let summary = m.stop();
+    assert_eq!(summary.stats.records, n);
+    assert_eq!(committed(&bs, "phiwatch-test", "gw"), ends);
+
+    let streamed = findings_in(&out);
+    let replayed = replay_findings(&lines);
+    assert!(!replayed.is_empty(), "fixtures must produce findings");
+    assert_eq!(streamed, replayed, "streaming and replay disagree");
+    phiwatch::sink::manifest::verify(&out).expect("manifest verifies");
+}
+
+#[test]
+fn two_members_split_the_partitions_and_together_find_the_same() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("gw2", PARTITIONS, 1).expect("topic");
+    let bs = mock.bootstrap_servers();
+    let lines = fixture_lines();
+    let first_half = lines.len() / 2;
+    let mut ends = produce(&bs, "gw2", &lines[..first_half]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let a = start(options(&bs, "gw2", &out));
+    wait_until("member a to start", 60, || a.records() > 0);
+    let b = start(options(&bs, "gw2", &out));
+    // Produce the rest while both are in the group (the rebalance happens meanwhile).
+    std::thread::sleep(Duration::from_secs(2));
+    let ends2 = produce_more(&bs, "gw2", &lines[first_half..], first_half);
+    for (e, e2) in ends.iter_mut().zip(ends2) {
+        *e += e2;
+    }
+    wait_until("committed offsets at the end", 90, || {
+        committed(&bs, "phiwatch-test", "gw2") == ends
+    });
+    let sa = a.stop();
+    let sb = b.stop();
+    assert!(sa.stats.records + sb.stats.records >= lines.len() as u64);
+    assert!(
+        sb.stats.records > 0,
+        "the second member got no partition after the rebalance"
+    );
+    let streamed = findings_in(&out);
+    let replayed = replay_findings(&lines);
+    assert_eq!(streamed, replayed);
+}
+
+/// Produce continuing the round-robin partitioning from `start`.
+fn produce_more(bootstrap: &str, topic: &str, lines: &[Vec<u8>], start: usize) -> Vec<i64> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    for (i, line) in lines.iter().enumerate() {
+        let p = i32::try_from(start + i).expect("small") % PARTITIONS;
+        ends[p as usize] += 1;
+        let mut rec = BaseRecord::<(), [u8]>::to(topic).partition(p).payload(line);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    ends
+}
+
+#[test]
+fn transient_commit_errors_are_retried_and_nothing_is_lost() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("gw3", PARTITIONS, 1).expect("topic");
+    let bs = mock.bootstrap_servers();
+    let lines = fixture_lines();
+    let ends = produce(&bs, "gw3", &lines);
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let m = start(options(&bs, "gw3", &out));
+    let n = lines.len() as u64;
+    wait_until("all records", 60, || m.records() >= n);
+    m.stop();
+    assert_eq!(committed(&bs, "phiwatch-test", "gw3"), ends);
+    let streamed: BTreeSet<_> = findings_in(&out).into_iter().collect();
+    let replayed: BTreeSet<_> = replay_findings(&lines).into_iter().collect();
+    assert_eq!(streamed, replayed);
+}
