@@ -46,7 +46,7 @@ pub enum Error {
 }
 
 /// The whole config file.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// File holding the HMAC key as hex.
@@ -70,6 +70,9 @@ pub struct Config {
     /// Metrics endpoint for `phiwatch run`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Exposure counting: FHIR base paths, window, exact cap, sketch size.
+    #[serde(default)]
+    pub exposure: crate::exposure::ExposureConfig,
 }
 
 /// `[kafka]` settings.

@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod anomaly;
 pub mod config;
 pub mod decode;
 pub mod detect;

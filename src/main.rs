@@ -39,6 +39,45 @@ enum Command {
         after_help = "Examples:\n  phiwatch run --brokers kafka:9092 --group phiwatch --topic kong-logs --topic waf-logs --out /data/phiwatch\n  phiwatch run --config /etc/phiwatch/phiwatch.toml --alerts-topic phiwatch-alerts\n\nOffsets are committed only after the Parquet files holding the records are in place.\nSIGTERM/SIGINT: stop fetching, flush, commit, exit 0.\nSecrets from the environment: PHIWATCH_KEY, PHIWATCH_KAFKA_SASL_USERNAME,\nPHIWATCH_KAFKA_SASL_PASSWORD, PHIWATCH_KAFKA_SSL_KEY_PASSWORD."
     )]
     Run(RunArgs),
+    /// HIPAA breach risk assessment from a replay or run output folder.
+    #[command(
+        after_help = "Examples:\n  phiwatch report case-42 --principal partner-7 --from 2026-11-01T00:00:00Z --discovered 2026-11-20\n  phiwatch report case-42 --client-ip 203.0.113.9 --patient-directory patients.csv --format json\n  phiwatch report case-42 --format html > case-42.html\n\nCounts are exact while every hash is kept (up to 16,384 per row), then DataSketches\nHLL estimates with 2-sigma bounds; obligations use the upper bound.\nThe report must run under the same HMAC key as the scan (PHIWATCH_KEY or --key-file)."
+    )]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Output folder of `replay` or `run`.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Only this principal (repeat for more).
+    #[arg(long = "principal", value_name = "NAME")]
+    principals: Vec<String>,
+    /// Only this client IP (repeat for more).
+    #[arg(long = "client-ip", value_name = "IP")]
+    client_ips: Vec<String>,
+    /// Only activity at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    from: Option<String>,
+    /// Only activity before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    to: Option<String>,
+    /// CSV with a header naming `patient_id` and `state`, for counts by state.
+    #[arg(long, value_name = "CSV")]
+    patient_directory: Option<PathBuf>,
+    /// Date the breach was discovered (deadlines run from it), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    discovered: Option<String>,
+    /// Output format.
+    #[arg(long, value_name = "md|json|html", default_value = "md")]
+    format: String,
+    /// File holding the HMAC key as hex (PHIWATCH_KEY overrides).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// TOML config file (for key_file).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +147,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => cmd_replay(args),
         Command::Run(args) => cmd_run(args),
+        Command::Report(args) => cmd_report(args),
     };
     match result {
         Ok(code) => code,
@@ -162,6 +202,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         EngineOptions {
             mode,
             max_record_bytes,
+            exposure: cfg.exposure.clone(),
         },
     );
     let inputs = phiwatch::source::file::expand(&args.paths)?;
@@ -222,6 +263,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
                 .replay
                 .max_record_bytes
                 .unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+            exposure: cfg.exposure.clone(),
         },
     ));
     let k = &cfg.kafka;
@@ -321,6 +363,39 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         summary.files,
         summary.commits
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
+    use phiwatch::report::{self, OutputFormat, ReportOptions};
+    let cfg = load_config(args.config.as_deref())?;
+    let key = load_key(args.key_file.as_deref(), &cfg, false)?;
+    let opts = ReportOptions {
+        principals: args.principals,
+        client_ips: args.client_ips,
+        from: args
+            .from
+            .as_deref()
+            .map(|t| report::parse_time(t, "--from"))
+            .transpose()?,
+        to: args
+            .to
+            .as_deref()
+            .map(|t| report::parse_time(t, "--to"))
+            .transpose()?,
+        patient_directory: args.patient_directory,
+        discovered: args
+            .discovered
+            .as_deref()
+            .map(report::parse_date)
+            .transpose()?,
+        format: args
+            .format
+            .parse::<OutputFormat>()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let text = report::run(&args.dir, &opts, &key)?;
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 

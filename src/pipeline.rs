@@ -5,6 +5,7 @@
 use crate::decode::{self, FileState, Format, Mode};
 use crate::detect::Detector;
 use crate::event::{Event, Provenance};
+use crate::exposure::{self, Accumulator, ExposureConfig};
 use crate::finding::Finding;
 use crate::sink::dead_letter::{self, DeadLetter};
 use std::collections::BTreeMap;
@@ -61,6 +62,8 @@ pub struct Output {
     pub dead_letters: Vec<DeadLetter>,
     /// Counters.
     pub stats: Stats,
+    /// Distinct patients and records exposed, when counted.
+    pub exposure: Option<Accumulator>,
 }
 
 /// Settings of the engine.
@@ -70,6 +73,8 @@ pub struct EngineOptions {
     pub mode: Mode,
     /// Records longer than this are dead-lettered.
     pub max_record_bytes: usize,
+    /// Exposure counting (FHIR base paths, window, exact cap, sketch size).
+    pub exposure: ExposureConfig,
 }
 
 impl Default for EngineOptions {
@@ -77,6 +82,7 @@ impl Default for EngineOptions {
         EngineOptions {
             mode: Mode::Auto,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            exposure: ExposureConfig::default(),
         }
     }
 }
@@ -120,6 +126,14 @@ impl Engine {
     /// The engine's settings.
     pub fn options(&self) -> &EngineOptions {
         &self.options
+    }
+
+    /// An empty output that also counts exposure.
+    pub fn output(&self) -> Output {
+        Output {
+            exposure: Some(Accumulator::new(&self.options.exposure)),
+            ..Output::default()
+        }
     }
 
     /// Decoder state after the first record of a source, so that blocks decoded
@@ -215,22 +229,38 @@ impl Engine {
             return;
         }
         *out.stats.events_by_format.entry(format.name()).or_default() += events.len() as u64;
-        let before = out.findings.len();
+        let key = self.detector.key();
         for (i, ev) in events.iter().enumerate() {
-            if i == 0 {
-                self.detector.scan(ev, prov, format, &mut out.findings);
+            let indexed;
+            let p = if i == 0 {
+                prov
             } else {
-                let mut p = prov.clone();
-                p.index = u32::try_from(i).unwrap_or(u32::MAX);
-                self.detector.scan(ev, &p, format, &mut out.findings);
-            }
-        }
-        for f in &out.findings[before..] {
-            match out.stats.findings_by_kind.get_mut(&*f.kind) {
-                Some(n) => *n += 1,
-                None => {
-                    out.stats.findings_by_kind.insert(f.kind.to_string(), 1);
+                let mut q = prov.clone();
+                q.index = u32::try_from(i).unwrap_or(u32::MAX);
+                indexed = q;
+                &indexed
+            };
+            let before = out.findings.len();
+            self.detector.scan(ev, p, format, &mut out.findings);
+            if out.findings[before..].iter().any(|f| f.principal.is_none())
+                && let Some(who) = exposure::principal(ev, key)
+            {
+                for f in &mut out.findings[before..] {
+                    if f.principal.is_none() {
+                        f.principal = Some(who.clone());
+                    }
                 }
+            }
+            for f in &out.findings[before..] {
+                match out.stats.findings_by_kind.get_mut(&*f.kind) {
+                    Some(n) => *n += 1,
+                    None => {
+                        out.stats.findings_by_kind.insert(f.kind.to_string(), 1);
+                    }
+                }
+            }
+            if let Some(acc) = out.exposure.as_mut() {
+                acc.observe(ev, p, key);
             }
         }
     }

@@ -7,7 +7,8 @@
 //! Memory is bounded by the queue: (threads x 2 + readers) blocks in flight.
 
 use crate::event::Provenance;
-use crate::pipeline::{Engine, Output, SourceState, Stats};
+use crate::exposure::Accumulator;
+use crate::pipeline::{Engine, SourceState, Stats};
 use crate::sink::dead_letter::{self, DeadLetter};
 use crate::sink::parquet::{self, Written};
 use crate::sink::{findings, manifest};
@@ -118,7 +119,12 @@ struct Job {
 }
 
 enum Msg {
-    Block { stats: Stats, written: Vec<Written> },
+    Block {
+        slug: Arc<str>,
+        stats: Stats,
+        written: Vec<Written>,
+        exposure: Option<Accumulator>,
+    },
     Failed(Error),
     InputError(DeadLetter, Arc<str>),
 }
@@ -148,6 +154,8 @@ pub fn replay(
     };
     let mut first_error = None;
     let mut input_errors: Vec<(Arc<str>, DeadLetter)> = Vec::new();
+    let mut exposures: std::collections::BTreeMap<Arc<str>, Accumulator> =
+        std::collections::BTreeMap::new();
 
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -175,9 +183,25 @@ pub fn replay(
         drop(msg_tx);
         for msg in msg_rx {
             match msg {
-                Msg::Block { stats, written } => {
+                Msg::Block {
+                    slug,
+                    stats,
+                    written,
+                    exposure,
+                } => {
                     summary.stats.merge(&stats);
                     summary.files.extend(written);
+                    if let Some(acc) = exposure.filter(|a| !a.is_empty()) {
+                        match exposures.remove(&slug) {
+                            Some(mut all) => {
+                                all.merge(acc);
+                                exposures.insert(slug, all);
+                            }
+                            None => {
+                                exposures.insert(slug, acc);
+                            }
+                        }
+                    }
                 }
                 Msg::Failed(e) => {
                     if first_error.is_none() {
@@ -199,6 +223,14 @@ pub fn replay(
     for (slug, dl) in input_errors {
         let batch = dead_letter::to_batch(std::slice::from_ref(&dl))?;
         let rel = format!("dead_letter/{slug}/input.parquet");
+        summary
+            .files
+            .push(parquet::write(&opts.out_dir, &rel, &[batch])?);
+    }
+    let key_id = engine.detector().key().id().to_string();
+    for (slug, acc) in exposures {
+        let batch = acc.to_record_batch(&key_id)?;
+        let rel = format!("exposure/{slug}/exposure.parquet");
         summary
             .files
             .push(parquet::write(&opts.out_dir, &rel, &[batch])?);
@@ -282,7 +314,7 @@ fn worker(
             }
         };
         let msg = match process_block(engine, &job, out_dir) {
-            Ok((stats, written)) => {
+            Ok((stats, written, exposure)) => {
                 progress.events.fetch_add(stats.events(), Ordering::Relaxed);
                 progress
                     .findings
@@ -290,7 +322,12 @@ fn worker(
                 progress
                     .dead_letters
                     .fetch_add(stats.dead_letters, Ordering::Relaxed);
-                Msg::Block { stats, written }
+                Msg::Block {
+                    slug: job.slug.clone(),
+                    stats,
+                    written,
+                    exposure,
+                }
             }
             Err(e) => Msg::Failed(e),
         };
@@ -300,12 +337,10 @@ fn worker(
     }
 }
 
-fn process_block(
-    engine: &Engine,
-    job: &Job,
-    out_dir: &Path,
-) -> Result<(Stats, Vec<Written>), Error> {
-    let mut out = Output::default();
+type BlockResult = (Stats, Vec<Written>, Option<Accumulator>);
+
+fn process_block(engine: &Engine, job: &Job, out_dir: &Path) -> Result<BlockResult, Error> {
+    let mut out = engine.output();
     let mut state = (*job.state).clone();
     for ov in &job.block.oversize {
         let prov = Provenance::file_line(job.name.clone(), ov.line);
@@ -329,7 +364,7 @@ fn process_block(
         let rel = format!("dead_letter/{}/b{idx:06}.parquet", job.slug);
         written.push(parquet::write(out_dir, &rel, &[batch])?);
     }
-    Ok((out.stats, written))
+    Ok((out.stats, written, out.exposure))
 }
 
 #[cfg(test)]

@@ -221,6 +221,11 @@ impl Shared {
             let rel = format!("dead_letter/{dir}/{range}.parquet");
             written.push(parquet::write(&self.out_dir, &rel, &[batch])?);
         }
+        if let Some(acc) = part.out.exposure.as_ref().filter(|a| !a.is_empty()) {
+            let batch = acc.to_record_batch(self.engine.detector().key().id())?;
+            let rel = format!("exposure/{dir}/{range}.parquet");
+            written.push(parquet::write(&self.out_dir, &rel, &[batch])?);
+        }
         manifest::append(&self.out_dir, &written).map_err(Error::Manifest)?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Offset(part.last + 1))?;
@@ -235,7 +240,7 @@ impl Shared {
         metrics
             .commit_latency
             .observe(started.elapsed().as_secs_f64());
-        part.out = Output::default();
+        part.out = self.engine.output();
         part.bytes = 0;
         part.pending = false;
         Ok(())
@@ -455,7 +460,7 @@ fn process(
     let key = (Arc::<str>::from(topic), partition);
     let part = sh.parts.entry(key.clone()).or_insert_with(|| Part {
         state: SourceState::default(),
-        out: Output::default(),
+        out: engine.output(),
         first: offset,
         last: offset,
         bytes: 0,
