@@ -111,7 +111,7 @@ fn phiwatch_drain(bs: &str, topic: &str, n: u64, out: &Path) -> Duration {
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
     let (m2, s2) = (metrics.clone(), stop.clone());
-    let h = std::thread::spawn(move || run::run(engine, &opts, m2, &s2));
+    let h = std::thread::spawn(move || run::run(engine, &opts, m2, &s2, None));
     while metrics.records.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -73,6 +73,9 @@ pub struct Config {
     /// Exposure counting: FHIR base paths, window, exact cap, sketch size.
     #[serde(default)]
     pub exposure: crate::exposure::ExposureConfig,
+    /// Anomaly rules: out-of-order tolerance, key cap.
+    #[serde(default)]
+    pub anomaly: crate::anomaly::AnomalyConfig,
 }
 
 /// `[kafka]` settings.

@@ -138,6 +138,10 @@ struct ReplayArgs {
     /// No progress bar, no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Skip the anomaly rules (cross-event state); inputs are then read in
+    /// parallel too.
+    #[arg(long)]
+    no_anomaly: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -191,6 +195,15 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
     let cfg = load_config(args.common.config.as_deref())?;
     let key = load_key(args.common.key_file.as_deref(), &cfg, args.quiet)?;
     let rules = args.common.rules.as_deref().or(cfg.rules_dir.as_deref());
+    let mut anomaly = if args.no_anomaly {
+        None
+    } else {
+        Some(phiwatch::anomaly::Detector::load(
+            &key,
+            &cfg.anomaly,
+            rules,
+        )?)
+    };
     let detector = Detector::load(key, rules)?;
     let mode = mode_for(args.format.as_deref().or(cfg.format.as_deref()))?;
     let max_record_bytes = args
@@ -203,6 +216,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
             mode,
             max_record_bytes,
             exposure: cfg.exposure.clone(),
+            anomaly: anomaly.is_some(),
         },
     );
     let inputs = phiwatch::source::file::expand(&args.paths)?;
@@ -234,7 +248,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
                 }
             });
         }
-        let r = replay::replay(&engine, &inputs, &opts, &progress);
+        let r = replay::replay(&engine, &inputs, &opts, &progress, anomaly.as_mut());
         done.store(true, Ordering::Relaxed);
         r
     });
@@ -253,6 +267,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     let cfg = load_config(args.common.config.as_deref())?;
     let key = load_key(args.common.key_file.as_deref(), &cfg, false)?;
     let rules = args.common.rules.as_deref().or(cfg.rules_dir.as_deref());
+    let anomaly = phiwatch::anomaly::Detector::load(&key, &cfg.anomaly, rules)?;
     let detector = Detector::load(key, rules)?;
     let mode = mode_for(cfg.format.as_deref())?;
     let engine = std::sync::Arc::new(Engine::new(
@@ -264,6 +279,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
                 .max_record_bytes
                 .unwrap_or(DEFAULT_MAX_RECORD_BYTES),
             exposure: cfg.exposure.clone(),
+            anomaly: true,
         },
     ));
     let k = &cfg.kafka;
@@ -354,7 +370,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         opts.group,
         opts.brokers
     );
-    let summary = run::run(engine, &opts, metrics, &shutdown)?;
+    let summary = run::run(engine, &opts, metrics, &shutdown, Some(anomaly))?;
     eprintln!(
         "phiwatch: stopped: {} records, {} findings, {} dead letters, {} files, {} commits",
         summary.stats.records,

@@ -2,6 +2,7 @@
 //! and exposure counts out. Everything between source and sink lives here, so a
 //! replay of the same records gives the same findings as streaming did.
 
+use crate::anomaly::Access;
 use crate::decode::{self, FileState, Format, Mode};
 use crate::detect::Detector;
 use crate::event::{Event, Provenance};
@@ -64,6 +65,8 @@ pub struct Output {
     pub stats: Stats,
     /// Distinct patients and records exposed, when counted.
     pub exposure: Option<Accumulator>,
+    /// Compact accesses for the anomaly rules, in record order, when collected.
+    pub accesses: Option<Vec<Access>>,
 }
 
 /// Settings of the engine.
@@ -75,6 +78,8 @@ pub struct EngineOptions {
     pub max_record_bytes: usize,
     /// Exposure counting (FHIR base paths, window, exact cap, sketch size).
     pub exposure: ExposureConfig,
+    /// Collect accesses for the anomaly rules.
+    pub anomaly: bool,
 }
 
 impl Default for EngineOptions {
@@ -83,6 +88,7 @@ impl Default for EngineOptions {
             mode: Mode::Auto,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             exposure: ExposureConfig::default(),
+            anomaly: true,
         }
     }
 }
@@ -128,10 +134,12 @@ impl Engine {
         &self.options
     }
 
-    /// An empty output that also counts exposure.
+    /// An empty output that also counts exposure and, when the anomaly rules are
+    /// on, collects accesses for them.
     pub fn output(&self) -> Output {
         Output {
             exposure: Some(Accumulator::new(&self.options.exposure)),
+            accesses: self.options.anomaly.then(Vec::new),
             ..Output::default()
         }
     }
@@ -261,6 +269,15 @@ impl Engine {
             }
             if let Some(acc) = out.exposure.as_mut() {
                 acc.observe(ev, p, key);
+            }
+            if let Some(accesses) = out.accesses.as_mut() {
+                accesses.push(Access::from_event(
+                    ev,
+                    p,
+                    format,
+                    &out.findings[before..],
+                    key,
+                ));
             }
         }
     }

@@ -6,14 +6,17 @@
 //! input and the block number, so the same input always gives the same files.
 //! Memory is bounded by the queue: (threads x 2 + readers) blocks in flight.
 
+use crate::anomaly::{self, Access};
 use crate::event::Provenance;
 use crate::exposure::Accumulator;
+use crate::finding::Finding;
 use crate::pipeline::{Engine, SourceState, Stats};
 use crate::sink::dead_letter::{self, DeadLetter};
 use crate::sink::parquet::{self, Written};
 use crate::sink::{findings, manifest};
 use crate::source::file::{self, Block, BlockReader, Input};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -112,6 +115,7 @@ pub fn slug(name: &str) -> String {
 }
 
 struct Job {
+    input: usize,
     name: Arc<str>,
     slug: Arc<str>,
     state: Arc<SourceState>,
@@ -120,21 +124,69 @@ struct Job {
 
 enum Msg {
     Block {
+        input: usize,
+        index: u64,
         slug: Arc<str>,
         stats: Stats,
         written: Vec<Written>,
         exposure: Option<Accumulator>,
+        accesses: Option<Vec<Access>>,
+    },
+    InputDone {
+        input: usize,
+        blocks: u64,
     },
     Failed(Error),
     InputError(DeadLetter, Arc<str>),
 }
 
-/// Replay `inputs` through `engine` into `opts.out_dir`.
+/// Feeds the anomaly detector one stream in (input, block) order, whatever order
+/// the workers finish blocks in. Out-of-order blocks wait here; the bounded job
+/// queue bounds how many can.
+struct Ordered<'a> {
+    detector: &'a mut anomaly::Detector,
+    pending: BTreeMap<(usize, u64), Vec<Access>>,
+    done: HashMap<usize, u64>,
+    cursor: (usize, u64),
+    findings: Vec<Finding>,
+}
+
+impl Ordered<'_> {
+    fn block(&mut self, input: usize, index: u64, accesses: Vec<Access>) {
+        self.pending.insert((input, index), accesses);
+        self.drain();
+    }
+
+    fn input_done(&mut self, input: usize, blocks: u64) {
+        self.done.insert(input, blocks);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        loop {
+            if let Some(accesses) = self.pending.remove(&self.cursor) {
+                for a in accesses {
+                    self.detector.observe(a, &mut self.findings);
+                }
+                self.cursor.1 += 1;
+            } else if self.done.get(&self.cursor.0) == Some(&self.cursor.1) {
+                self.cursor = (self.cursor.0 + 1, 0);
+            } else {
+                return;
+            }
+        }
+    }
+}
+
+/// Replay `inputs` through `engine` into `opts.out_dir`. With an anomaly detector,
+/// inputs are read one after another (blocks still run in parallel) so the
+/// detector sees one stream in input and line order.
 pub fn replay(
     engine: &Engine,
     inputs: &[Input],
     opts: &ReplayOptions,
     progress: &Progress,
+    anomaly: Option<&mut anomaly::Detector>,
 ) -> Result<Summary, Error> {
     let started = Instant::now();
     std::fs::create_dir_all(&opts.out_dir).map_err(|source| Error::Io {
@@ -142,7 +194,18 @@ pub fn replay(
         source,
     })?;
     let threads = opts.threads.max(1);
-    let readers = threads.min(inputs.len()).max(1);
+    let readers = if anomaly.is_some() {
+        1
+    } else {
+        threads.min(inputs.len()).max(1)
+    };
+    let mut ordered = anomaly.map(|detector| Ordered {
+        detector,
+        pending: BTreeMap::new(),
+        done: HashMap::new(),
+        cursor: (0, 0),
+        findings: Vec::new(),
+    });
     let next_input = AtomicUsize::new(0);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
     let job_rx = Mutex::new(job_rx);
@@ -184,11 +247,17 @@ pub fn replay(
         for msg in msg_rx {
             match msg {
                 Msg::Block {
+                    input,
+                    index,
                     slug,
                     stats,
                     written,
                     exposure,
+                    accesses,
                 } => {
+                    if let (Some(o), Some(a)) = (ordered.as_mut(), accesses) {
+                        o.block(input, index, a);
+                    }
                     summary.stats.merge(&stats);
                     summary.files.extend(written);
                     if let Some(acc) = exposure.filter(|a| !a.is_empty()) {
@@ -201,6 +270,11 @@ pub fn replay(
                                 exposures.insert(slug, acc);
                             }
                         }
+                    }
+                }
+                Msg::InputDone { input, blocks } => {
+                    if let Some(o) = ordered.as_mut() {
+                        o.input_done(input, blocks);
                     }
                 }
                 Msg::Failed(e) => {
@@ -226,6 +300,25 @@ pub fn replay(
         summary
             .files
             .push(parquet::write(&opts.out_dir, &rel, &[batch])?);
+    }
+    if let Some(mut o) = ordered {
+        o.detector.finish(&mut o.findings);
+        if !o.findings.is_empty() {
+            for f in &o.findings {
+                *summary
+                    .stats
+                    .findings_by_kind
+                    .entry(f.kind.to_string())
+                    .or_default() += 1;
+            }
+            let names: Vec<&str> = inputs.iter().map(|i| &*i.name).collect();
+            let h = Sha256::digest(names.join("\n").as_bytes());
+            let rel = format!("findings/anomaly/{}.parquet", hex::encode(&h[..8]));
+            let batch = findings::to_batch(&o.findings)?;
+            summary
+                .files
+                .push(parquet::write(&opts.out_dir, &rel, &[batch])?);
+        }
     }
     let key_id = engine.detector().key().id().to_string();
     for (slug, acc) in exposures {
@@ -261,6 +354,7 @@ fn reader(
         };
         let slug: Arc<str> = Arc::from(slug(&input.name));
         let mut line = 1u64;
+        let mut blocks_sent = 0u64;
         let result = (|| -> std::io::Result<()> {
             let r = file::open(input, progress.disk_bytes.clone())?;
             let mut blocks = BlockReader::new(r, block_bytes);
@@ -272,6 +366,7 @@ fn reader(
                     Arc::new(SourceState::new(engine.prime(first)))
                 });
                 let job = Job {
+                    input: i,
                     name: input.name.clone(),
                     slug: slug.clone(),
                     state: st.clone(),
@@ -280,6 +375,7 @@ fn reader(
                 if job_tx.send(job).is_err() {
                     return Ok(());
                 }
+                blocks_sent += 1;
             }
             Ok(())
         })();
@@ -295,6 +391,10 @@ fn reader(
             };
             let _ = msg_tx.send(Msg::InputError(dl, slug));
         }
+        let _ = msg_tx.send(Msg::InputDone {
+            input: i,
+            blocks: blocks_sent,
+        });
     }
 }
 
@@ -314,7 +414,7 @@ fn worker(
             }
         };
         let msg = match process_block(engine, &job, out_dir) {
-            Ok((stats, written, exposure)) => {
+            Ok((stats, written, exposure, accesses)) => {
                 progress.events.fetch_add(stats.events(), Ordering::Relaxed);
                 progress
                     .findings
@@ -323,10 +423,13 @@ fn worker(
                     .dead_letters
                     .fetch_add(stats.dead_letters, Ordering::Relaxed);
                 Msg::Block {
+                    input: job.input,
+                    index: job.block.index,
                     slug: job.slug.clone(),
                     stats,
                     written,
                     exposure,
+                    accesses,
                 }
             }
             Err(e) => Msg::Failed(e),
@@ -337,7 +440,12 @@ fn worker(
     }
 }
 
-type BlockResult = (Stats, Vec<Written>, Option<Accumulator>);
+type BlockResult = (
+    Stats,
+    Vec<Written>,
+    Option<Accumulator>,
+    Option<Vec<Access>>,
+);
 
 fn process_block(engine: &Engine, job: &Job, out_dir: &Path) -> Result<BlockResult, Error> {
     let mut out = engine.output();
@@ -364,7 +472,7 @@ fn process_block(engine: &Engine, job: &Job, out_dir: &Path) -> Result<BlockResu
         let rel = format!("dead_letter/{}/b{idx:06}.parquet", job.slug);
         written.push(parquet::write(out_dir, &rel, &[batch])?);
     }
-    Ok((out.stats, written, out.exposure))
+    Ok((out.stats, written, out.exposure, out.accesses))
 }
 
 #[cfg(test)]

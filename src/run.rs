@@ -7,6 +7,7 @@
 //! partition revoke the revoked partitions are flushed and committed; on shutdown
 //! every partition is.
 
+use crate::anomaly;
 use crate::decode::{Format, Mode};
 use crate::event::Provenance;
 use crate::finding::Severity;
@@ -148,6 +149,7 @@ struct Shared {
     parts: HashMap<(Arc<str>, i32), Part>,
     summary: RunSummary,
     error: Option<Error>,
+    anomaly: Option<anomaly::Detector>,
 }
 
 struct Ctx {
@@ -246,6 +248,32 @@ impl Shared {
         Ok(())
     }
 
+    /// Release what the anomaly detector still holds into a pending partition,
+    /// so the last episodes are written with the final flush.
+    fn finish_anomaly(&mut self) {
+        let Some(det) = self.anomaly.as_mut() else {
+            return;
+        };
+        let mut found = Vec::new();
+        det.finish(&mut found);
+        if found.is_empty() {
+            return;
+        }
+        let target = self
+            .parts
+            .iter_mut()
+            .filter(|(_, p)| p.pending)
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, p)| p);
+        match target {
+            Some(p) => p.out.findings.extend(found),
+            None => eprintln!(
+                "phiwatch: {} anomaly finding(s) at shutdown had no open partition to go with",
+                found.len()
+            ),
+        }
+    }
+
     fn flush_due(
         &mut self,
         consumer: &BaseConsumer<Ctx>,
@@ -339,11 +367,14 @@ impl Outbox {
 }
 
 /// Consume until `shutdown` is set, then flush, commit and leave the group.
+/// With an anomaly detector, every partition's accesses feed it in arrival order
+/// (event time with its out-of-order tolerance decides, not arrival).
 pub fn run(
     engine: Arc<Engine>,
     opts: &RunOptions,
     metrics: Arc<Metrics>,
     shutdown: &AtomicBool,
+    anomaly: Option<anomaly::Detector>,
 ) -> Result<RunSummary, Error> {
     let default_mode = engine.options().mode;
     let ctx = Ctx {
@@ -359,6 +390,7 @@ pub fn run(
             parts: HashMap::new(),
             summary: RunSummary::default(),
             error: None,
+            anomaly,
         }),
         metrics: metrics.clone(),
     };
@@ -435,6 +467,7 @@ pub fn run(
         if let Some(e) = sh.error.take() {
             return Err(e);
         }
+        sh.finish_anomaly();
         sh.flush_due(&consumer, &metrics, opts.roll_bytes, roll, true)?;
     }
     if let Some(p) = &outbox.producer {
@@ -474,6 +507,11 @@ fn process(
     let (f0, d0) = (part.out.findings.len(), part.out.dead_letters.len());
     let prov = Provenance::kafka(key.0.clone(), partition, offset);
     engine.process_record_as(payload, &prov, mode, &mut part.state, &mut part.out);
+    if let (Some(det), Some(accesses)) = (sh.anomaly.as_mut(), part.out.accesses.as_mut()) {
+        for a in accesses.drain(..) {
+            det.observe(a, &mut part.out.findings);
+        }
+    }
     part.last = offset;
     part.bytes += payload.len() as u64;
     part.pending = true;

@@ -70,7 +70,8 @@ fn start(opts: RunOptions) -> Member {
     let shutdown = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::default());
     let (s, m) = (shutdown.clone(), metrics.clone());
-    let handle = std::thread::spawn(move || run::run(Arc::new(common::engine()), &opts, m, &s));
+    let handle =
+        std::thread::spawn(move || run::run(Arc::new(common::engine()), &opts, m, &s, None));
     Member {
         shutdown,
         metrics,

@@ -156,9 +156,13 @@ impl Distinct {
     pub(crate) fn sketch_bytes(&self, lg_k: u8) -> Vec<u8> {
         match self {
             Distinct::Exact(set) => {
+                // Sorted, so the bytes do not depend on the order values arrived in
+                // (parallel blocks merge in any order).
+                let mut hashes: Vec<u64> = set.iter().copied().collect();
+                hashes.sort_unstable();
                 let mut s = new_sketch(lg_k);
-                for h in set.iter() {
-                    sketch_update(&mut s, *h);
+                for h in hashes {
+                    sketch_update(&mut s, h);
                 }
                 s.serialize()
             }

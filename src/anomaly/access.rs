@@ -1,0 +1,348 @@
+//! [`Access`]: the compact record of one decoded event (and its pattern findings)
+//! that anomaly rules keep and compare across events.
+
+use super::state::mem_hash;
+use crate::decode::Format;
+use crate::event::{Event, Provenance};
+use crate::finding::{Category, Finding};
+use crate::redact::Key;
+use std::sync::Arc;
+
+/// Request header locations whose credential is the request's own credential
+/// (a credential found anywhere else counts as leaked into the log).
+pub const USE_LOCATIONS: &[&str] = &[
+    "header:authorization",
+    "header:proxy-authorization",
+    "header:x-api-key",
+    "header:apikey",
+    "header:api-key",
+    "header:x-apikey",
+    "header:x-auth-token",
+    "header:x-access-token",
+    "header:x-goog-api-key",
+];
+
+/// A credential seen in a finding: its keyed HMAC (the finding's `value_hmac`),
+/// mask, kind and where it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credential {
+    /// Hex HMAC of the credential (the finding's `value_hmac`).
+    pub hmac: Arc<str>,
+    /// The finding's mask.
+    pub masked: Arc<str>,
+    /// The finding's kind (`jwt`, `api_key` ...).
+    pub kind: Arc<str>,
+    /// The finding's location.
+    pub location: Arc<str>,
+}
+
+impl Credential {
+    /// 64-bit state key of the credential (from its HMAC).
+    pub(crate) fn state_key(&self) -> u64 {
+        let head = self.hmac.get(..16).unwrap_or(&self.hmac);
+        u64::from_str_radix(head, 16).unwrap_or_else(|_| mem_hash(&*self.hmac))
+    }
+}
+
+/// The object a request addressed: the last id-like path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object {
+    /// In-memory keyed hash of the id.
+    pub hash: u64,
+    /// The id's value when it is a decimal number (for stride analysis).
+    pub number: Option<u64>,
+}
+
+/// One access, owned and compact: what anomaly rules need from an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Access {
+    /// Event time, microseconds since the Unix epoch (UTC).
+    pub time: Option<i64>,
+    /// Who: the logged principal, a JWT `sub`, or `key:` + a keyed fingerprint of an API key.
+    pub principal: Option<Arc<str>>,
+    /// Client IP.
+    pub client_ip: Option<Arc<str>>,
+    /// Destination host.
+    pub dest_host: Option<Arc<str>>,
+    /// HTTP method.
+    pub method: Option<Arc<str>>,
+    /// The path with ids replaced by `{id}` (never a raw id).
+    pub route: Option<Arc<str>>,
+    /// The object addressed.
+    pub object: Option<Object>,
+    /// Keyed hashes of the patients named (same hashes as the exposure counts).
+    pub patients: Vec<u64>,
+    /// HTTP status.
+    pub status: Option<u16>,
+    /// Request bytes.
+    pub bytes_in: u64,
+    /// Response bytes.
+    pub bytes_out: u64,
+    /// Kinds of PHI findings in the request (response headers excluded).
+    pub phi_kinds: Vec<Arc<str>>,
+    /// Credentials used as the request's own credential (see [`USE_LOCATIONS`]).
+    pub credentials_used: Vec<Credential>,
+    /// Credentials found anywhere else in the event.
+    pub credentials_leaked: Vec<Credential>,
+    /// In-memory hash of the credential presented in an auth header, flagged or not
+    /// (to count distinct keys tried).
+    pub credential_fp: Option<u64>,
+    /// Where the event came from.
+    pub prov: Provenance,
+    /// Decoder name.
+    pub format: &'static str,
+}
+
+impl Access {
+    /// Extract an access from a decoded event and the pattern findings of that event.
+    pub fn from_event(
+        ev: &Event,
+        prov: &Provenance,
+        format: Format,
+        findings: &[Finding],
+        key: &Key,
+    ) -> Access {
+        let path = path_of(ev);
+        let (route, object) = match path {
+            Some(p) if !p.is_empty() => {
+                let (r, o) = template(p);
+                (Some(Arc::from(r)), o)
+            }
+            _ => (None, None),
+        };
+        let mut a = Access {
+            time: ev.time,
+            principal: crate::exposure::principal(ev, key).map(Arc::from),
+            client_ip: ev.client_ip.as_deref().map(Arc::from),
+            dest_host: ev
+                .dest_host
+                .as_deref()
+                .map(|h| Arc::from(h.to_ascii_lowercase())),
+            method: ev.method.as_deref().map(Arc::from),
+            route,
+            object,
+            patients: Vec::new(),
+            status: ev.status,
+            bytes_in: ev.bytes_in.unwrap_or(0),
+            bytes_out: ev.bytes_out.unwrap_or(0),
+            phi_kinds: Vec::new(),
+            credentials_used: Vec::new(),
+            credentials_leaked: Vec::new(),
+            credential_fp: credential_fp(ev),
+            prov: prov.clone(),
+            format: format.name(),
+        };
+        if let Some(p) = path {
+            patients(p, ev.query.as_deref(), key, &mut a.patients);
+        }
+        for f in findings {
+            match f.category {
+                Category::Phi
+                    if !f.location.starts_with("response") && !a.phi_kinds.contains(&f.kind) =>
+                {
+                    a.phi_kinds.push(f.kind.clone());
+                }
+                Category::Credential => {
+                    let c = Credential {
+                        hmac: Arc::from(f.value_hmac.as_str()),
+                        masked: Arc::from(f.value_masked.as_str()),
+                        kind: f.kind.clone(),
+                        location: Arc::from(f.location.as_str()),
+                    };
+                    let list = if USE_LOCATIONS.contains(&f.location.as_str()) {
+                        &mut a.credentials_used
+                    } else {
+                        &mut a.credentials_leaked
+                    };
+                    if !list.iter().any(|x| x.hmac == c.hmac) {
+                        list.push(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        a
+    }
+
+    /// Whether the status is 2xx.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// The path of an event, from its path field or its full URL, without the query.
+fn path_of(ev: &Event) -> Option<&str> {
+    if let Some(p) = ev.path.as_deref() {
+        return Some(p.split(['?', '#']).next().unwrap_or(p));
+    }
+    let url = ev.url.as_deref()?;
+    let rest = url.find("://").map_or(url, |i| &url[i + 3..]);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    Some(path.split(['?', '#']).next().unwrap_or(path))
+}
+
+/// Whether a path segment is an identifier rather than a fixed route word.
+fn is_id(seg: &str, prev: &str) -> bool {
+    if seg.is_empty() {
+        return false;
+    }
+    let b = seg.as_bytes();
+    let resource_before = prev.len() > 1
+        && prev.as_bytes()[0].is_ascii_uppercase()
+        && prev.bytes().all(|c| c.is_ascii_alphanumeric());
+    if resource_before && b[0] != b'$' && b[0] != b'_' {
+        return true;
+    }
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let version = b.len() <= 4 && (b[0] == b'v' || b[0] == b'V') && digits == b.len() - 1;
+    digits == b.len()
+        || seg.contains(['@', '%', '='])
+        || b.len() > 40
+        || (digits > 0 && b.len() >= 6 && !version)
+        || (digits > 0 && !version && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
+}
+
+/// The route template of a path and the object it addresses.
+fn template(path: &str) -> (String, Option<Object>) {
+    let mut out = String::with_capacity(path.len());
+    let mut object = None;
+    let mut prev = "";
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if is_id(seg, prev) {
+            out.push_str("{id}");
+            if prev != "_history" {
+                let number = (seg.len() <= 18 && seg.bytes().all(|c| c.is_ascii_digit()))
+                    .then(|| seg.parse::<u64>().ok())
+                    .flatten();
+                object = Some(Object {
+                    hash: mem_hash(seg),
+                    number,
+                });
+            }
+        } else {
+            out.push_str(seg);
+        }
+        prev = seg;
+    }
+    (out, object)
+}
+
+/// Patients named by a FHIR path (`Patient/<id>`) or a `patient=` / `subject=`
+/// parameter, hashed like the exposure counts.
+fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
+    let mut prev = "";
+    for seg in path.split('/') {
+        if prev == "Patient" && is_fhir_id(seg) {
+            out.push(crate::exposure::patient_hash(key, seg));
+        }
+        prev = seg;
+    }
+    for pair in query.unwrap_or("").split('&') {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        if !matches!(
+            name,
+            "patient" | "subject" | "patient:Patient" | "subject:Patient"
+        ) {
+            continue;
+        }
+        let value = value.strip_prefix("Patient%2F").unwrap_or(value);
+        let id = value.rsplit('/').next().unwrap_or(value);
+        if is_fhir_id(id) && !out.contains(&crate::exposure::patient_hash(key, id)) {
+            out.push(crate::exposure::patient_hash(key, id));
+        }
+    }
+}
+
+/// A FHIR logical id: 1-64 of `[A-Za-z0-9.-]`.
+fn is_fhir_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// In-memory hash of the credential presented in an auth header.
+fn credential_fp(ev: &Event) -> Option<u64> {
+    ev.headers.iter().find_map(|(name, value)| {
+        let loc = USE_LOCATIONS
+            .iter()
+            .any(|l| l.strip_prefix("header:") == Some(name.as_str()));
+        let v = value.trim();
+        (loc && !v.is_empty()).then(|| mem_hash(v))
+    })
+}
+
+/// A masked form of a numeric id: stars and its last two digits.
+pub(crate) fn mask_number(n: u64) -> String {
+    let s = n.to_string();
+    if s.len() <= 3 {
+        return String::from("***");
+    }
+    format!("{}{}", "*".repeat(s.len() - 2), &s[s.len() - 2..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_replace_ids() {
+        let cases = [
+            ("/fhir/Patient/100234", "/fhir/Patient/{id}", Some(100234)),
+            ("/api/v1/orders/42", "/api/v1/orders/{id}", Some(42)),
+            (
+                "/fhir/Patient/abc-def/_history/3",
+                "/fhir/Patient/{id}/_history/{id}",
+                None,
+            ),
+            (
+                "/users/jane@example.org/profile",
+                "/users/{id}/profile",
+                None,
+            ),
+            ("/static/app.js", "/static/app.js", None),
+            (
+                "/v2/items/3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+                "/v2/items/{id}",
+                None,
+            ),
+        ];
+        for (path, route, number) in cases {
+            let (r, o) = template(path);
+            assert_eq!(r, route, "{path}");
+            assert_eq!(o.and_then(|o| o.number), number, "{path}");
+        }
+    }
+
+    #[test]
+    fn masks_keep_two_digits_at_most() {
+        assert_eq!(mask_number(100234), "****34");
+        assert_eq!(mask_number(7), "***");
+        assert_eq!(mask_number(123), "***");
+    }
+
+    #[test]
+    fn patients_from_path_and_query() {
+        let key = Key::from_bytes(b"0123456789abcdef");
+        let mut out = Vec::new();
+        patients("/fhir/Patient/p1", Some("x=1"), &key, &mut out);
+        patients(
+            "/fhir/Observation",
+            Some("patient=Patient/p2"),
+            &key,
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                crate::exposure::patient_hash(&key, "p1"),
+                crate::exposure::patient_hash(&key, "p2")
+            ]
+        );
+    }
+}
