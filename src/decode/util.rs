@@ -1,0 +1,407 @@
+//! Small helpers shared by the decoders: time parsing, URL splitting, host:port,
+//! and a tokenizer for space-separated text logs with `"quoted"` and `[bracketed]`
+//! fields.
+
+use chrono::{DateTime, NaiveDateTime};
+
+/// Microseconds in one second.
+const MICROS: i64 = 1_000_000;
+
+/// Unit of a numeric timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// Seconds since the epoch (fractions allowed).
+    Seconds,
+    /// Milliseconds since the epoch.
+    Millis,
+    /// Guess from the magnitude: seconds, milliseconds, microseconds or nanoseconds.
+    Auto,
+}
+
+/// What to multiply (or divide) a timestamp by to get microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scale {
+    Seconds,
+    Millis,
+    Micros,
+    Nanos,
+}
+
+impl Scale {
+    /// The scale of a value in `unit`, guessing from `magnitude` for [`Unit::Auto`].
+    fn of(unit: Unit, magnitude: f64) -> Scale {
+        match unit {
+            Unit::Seconds => Scale::Seconds,
+            Unit::Millis => Scale::Millis,
+            Unit::Auto => {
+                let m = magnitude.abs();
+                if m < 1e11 {
+                    Scale::Seconds
+                } else if m < 1e14 {
+                    Scale::Millis
+                } else if m < 1e17 {
+                    Scale::Micros
+                } else {
+                    Scale::Nanos
+                }
+            }
+        }
+    }
+
+    fn factor(self) -> f64 {
+        match self {
+            Scale::Seconds => 1e6,
+            Scale::Millis => 1e3,
+            Scale::Micros => 1.0,
+            Scale::Nanos => 1e-3,
+        }
+    }
+}
+
+/// Latest accepted time (year 9999) in microseconds; guards against overflow.
+const MAX_MICROS: f64 = 253_402_300_799.0 * 1e6;
+
+/// A float timestamp in `unit` to microseconds, if finite and in range.
+pub(crate) fn float_to_micros(v: f64, unit: Unit) -> Option<i64> {
+    let us = (v * Scale::of(unit, v).factor()).round();
+    (us.is_finite() && us.abs() <= MAX_MICROS).then_some(us as i64)
+}
+
+/// An integer timestamp in `unit` to microseconds, if in range.
+pub(crate) fn int_to_micros(v: i64, unit: Unit) -> Option<i64> {
+    let us = match Scale::of(unit, v as f64) {
+        Scale::Seconds => v.checked_mul(MICROS)?,
+        Scale::Millis => v.checked_mul(1000)?,
+        Scale::Micros => v,
+        Scale::Nanos => v / 1000,
+    };
+    ((us as f64).abs() <= MAX_MICROS).then_some(us)
+}
+
+/// A decimal number string (`1286536308.779`, `1700000000123`) in `unit` to
+/// microseconds, exact (no float rounding) for up to 6 fraction digits.
+pub(crate) fn decimal_to_micros(s: &str, unit: Unit) -> Option<i64> {
+    let s = s.trim();
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    if int_part.is_empty()
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int: i64 = int_part.parse().ok()?;
+    let int = if neg { -int } else { int };
+    if Scale::of(unit, int as f64) != Scale::Seconds || frac_part.is_empty() {
+        if frac_part.is_empty() {
+            return int_to_micros(int, unit);
+        }
+        return float_to_micros(s.parse().ok()?, unit);
+    }
+    let mut frac: i64 = 0;
+    for (i, b) in frac_part.bytes().take(6).enumerate() {
+        frac += i64::from(b - b'0') * 10_i64.pow(5 - i as u32);
+    }
+    let base = int.checked_mul(MICROS)?;
+    let us = if neg { base - frac } else { base + frac };
+    ((us as f64).abs() <= MAX_MICROS).then_some(us)
+}
+
+/// A textual timestamp to microseconds since the epoch, UTC. Accepts RFC 3339 /
+/// ISO 8601 (`2024-01-02T03:04:05.678Z`, with an offset, or without a zone as
+/// UTC), the common log format (`02/Jan/2024:03:04:05 +0000`), ctime as
+/// ModSecurity writes it (`Tue Jan  2 03:04:05 2024`, as UTC) and decimal epoch
+/// numbers (magnitude decides the unit).
+pub(crate) fn text_to_micros(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let first = *s.as_bytes().first()?;
+    if first.is_ascii_digit() || first == b'-' {
+        if let Some(us) = decimal_to_micros(s, Unit::Auto) {
+            return Some(us);
+        }
+        if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+            return Some(dt.timestamp_micros());
+        }
+        if let Some(us) = clf_to_micros(s) {
+            return Some(us);
+        }
+        if let Ok(dt) = DateTime::parse_from_str(s, "%d/%b/%Y:%H:%M:%S%.f %z") {
+            return Some(dt.timestamp_micros());
+        }
+        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+            if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
+                return Some(dt.and_utc().timestamp_micros());
+            }
+        }
+        // `2024-01-02 03:04:05.678+00:00` and `... Z` variants with a space.
+        if s.len() > 10 && s.as_bytes()[10] == b' ' {
+            let t = format!("{}T{}", &s[..10], &s[11..]);
+            if let Ok(dt) = DateTime::parse_from_rfc3339(&t) {
+                return Some(dt.timestamp_micros());
+            }
+        }
+        return None;
+    }
+    // ctime: the weekday is redundant, so a wrong one is not a reason to lose the time.
+    let (_weekday, rest) = s.split_once(' ')?;
+    NaiveDateTime::parse_from_str(rest.trim_start(), "%b %e %H:%M:%S %Y")
+        .ok()
+        .map(|dt| dt.and_utc().timestamp_micros())
+}
+
+/// Fast path for the common log format time `02/Jan/2024:03:04:05 +0000`
+/// (no fraction); anything else is left to chrono's parser.
+fn clf_to_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0')))
+    };
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m[..] == b[3..6])? as u32 + 1;
+    let date = chrono::NaiveDate::from_ymd_opt(num(7..11)? as i32, month, num(0..2)?)?;
+    let dt = date.and_hms_opt(num(12..14)?, num(15..17)?, num(18..20)?)?;
+    let sign = match b[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let offset = i64::from(num(22..24)? * 3600 + num(24..26)? * 60) * sign;
+    Some((dt.and_utc().timestamp() - offset) * MICROS)
+}
+
+/// Seconds to milliseconds, rounded to the microsecond so `0.042311` s reads
+/// as `42.311` ms rather than a float artifact.
+pub(crate) fn secs_to_ms(secs: f64) -> f64 {
+    (secs * 1e6).round() / 1e3
+}
+
+/// Split a request target into path and query at the first `?`. An empty query
+/// is `None`.
+pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((p, q)) => (p, (!q.is_empty()).then_some(q)),
+        None => (target, None),
+    }
+}
+
+/// The parts of an absolute URL (`scheme://[userinfo@]host[:port]/path?query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UrlParts<'a> {
+    /// Host without brackets or port.
+    pub host: Option<&'a str>,
+    /// Port when given.
+    pub port: Option<u16>,
+    /// Path, `None` when the URL has none.
+    pub path: Option<&'a str>,
+    /// Query without `?`.
+    pub query: Option<&'a str>,
+}
+
+/// Parse an absolute URL; `None` if `url` has no `scheme://`.
+pub(crate) fn parse_url(url: &str) -> Option<UrlParts<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return None;
+    }
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = split_host_port(authority);
+    let target = &rest[auth_end..];
+    let target = target.split_once('#').map_or(target, |(t, _)| t);
+    let (path, query) = split_target(target);
+    Some(UrlParts {
+        host: (!host.is_empty()).then_some(host),
+        port,
+        path: (!path.is_empty()).then_some(path),
+        query,
+    })
+}
+
+/// Split `host:port`, `[v6]:port`, `[v6]`, `host` or a bare IPv6 address.
+pub(crate) fn split_host_port(s: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (host, port);
+        }
+        return (s, None);
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(p) => (host, Some(p)),
+            Err(_) => (s, None),
+        },
+        _ => (s, None),
+    }
+}
+
+/// `None` for the "no value" markers logs use (`-` and the empty string).
+pub(crate) fn non_dash(s: &str) -> Option<&str> {
+    (!s.is_empty() && s != "-").then_some(s)
+}
+
+/// Space-separated fields of a text log line: bare tokens, `"quoted"` (backslash
+/// escapes skipped, content returned as logged) and `[bracketed]`.
+pub(crate) struct Fields<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    /// Fields of `line`.
+    pub(crate) fn new(line: &'a str) -> Self {
+        Fields { rest: line }
+    }
+
+    /// The unparsed remainder (leading spaces removed).
+    pub(crate) fn rest(&self) -> &'a str {
+        self.rest.trim_start_matches(' ')
+    }
+
+    /// Next field; `Err(())` on an unterminated quote or bracket.
+    pub(crate) fn next_field(&mut self) -> Result<Option<&'a str>, ()> {
+        let s = self.rest.trim_start_matches(' ');
+        let bytes = s.as_bytes();
+        let Some(&first) = bytes.first() else {
+            self.rest = s;
+            return Ok(None);
+        };
+        let (field, after) = match first {
+            b'"' => {
+                let mut i = 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Err(()),
+                        Some(b'\\') => i += 2,
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                (&s[1..i], i + 1)
+            }
+            b'[' => {
+                let end = memchr::memchr(b']', bytes).ok_or(())?;
+                (&s[1..end], end + 1)
+            }
+            _ => {
+                let end = memchr::memchr(b' ', bytes).unwrap_or(bytes.len());
+                (&s[..end], end)
+            }
+        };
+        self.rest = s.get(after..).unwrap_or("");
+        Ok(Some(field))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_times() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("2024-01-02T03:04:05Z", Some(1_704_164_645_000_000)),
+            ("2024-01-02T03:04:05.678901Z", Some(1_704_164_645_678_901)),
+            ("2024-01-02T04:04:05+01:00", Some(1_704_164_645_000_000)),
+            ("2024-01-02T03:04:05.5", Some(1_704_164_645_500_000)),
+            ("2024-01-02 03:04:05", Some(1_704_164_645_000_000)),
+            ("2024-01-02 03:04:05.25+00:00", Some(1_704_164_645_250_000)),
+            ("02/Jan/2024:03:04:05 +0000", Some(1_704_164_645_000_000)),
+            ("02/Jan/2024:04:04:05 +0100", Some(1_704_164_645_000_000)),
+            ("02/Jan/2024:00:04:05 -0300", Some(1_704_164_645_000_000)),
+            ("02/Jan/2024:03:04:05.5 +0000", Some(1_704_164_645_500_000)),
+            ("31/Feb/2024:03:04:05 +0000", None),
+            ("02/Foo/2024:03:04:05 +0000", None),
+            ("Tue Jan  2 03:04:05 2024", Some(1_704_164_645_000_000)),
+            ("Fri Jan 12 03:04:05 2024", Some(1_705_028_645_000_000)),
+            ("Mon Jan 12 03:04:05 2024", Some(1_705_028_645_000_000)),
+            ("1704164645", Some(1_704_164_645_000_000)),
+            ("1704164645.678", Some(1_704_164_645_678_000)),
+            ("1704164645678", Some(1_704_164_645_678_000)),
+            ("1704164645678901", Some(1_704_164_645_678_901)),
+            ("1704164645678901234", Some(1_704_164_645_678_901)),
+            ("not a time", None),
+            ("", None),
+            ("99999999999999999999999", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text_to_micros(input), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_times() {
+        assert_eq!(
+            float_to_micros(1_258_531_221.486_539, Unit::Seconds),
+            Some(1_258_531_221_486_539)
+        );
+        assert_eq!(
+            int_to_micros(1_700_000_000_123, Unit::Millis),
+            Some(1_700_000_000_123_000)
+        );
+        assert_eq!(
+            int_to_micros(1_700_000_000_123_456_789, Unit::Auto),
+            Some(1_700_000_000_123_456)
+        );
+        assert_eq!(int_to_micros(i64::MAX, Unit::Seconds), None);
+        assert_eq!(float_to_micros(f64::NAN, Unit::Seconds), None);
+        assert_eq!(
+            decimal_to_micros("1286536308.7", Unit::Seconds),
+            Some(1_286_536_308_700_000)
+        );
+    }
+
+    #[test]
+    fn urls() {
+        let u = parse_url("https://user:pw@api.example.org:8443/fhir/Patient/1?x=1#f")
+            .expect("absolute url");
+        assert_eq!(u.host, Some("api.example.org"));
+        assert_eq!(u.port, Some(8443));
+        assert_eq!(u.path, Some("/fhir/Patient/1"));
+        assert_eq!(u.query, Some("x=1"));
+        let u = parse_url("http://[2001:db8::1]:80?q").expect("absolute url");
+        assert_eq!(
+            (u.host, u.port, u.path, u.query),
+            (Some("2001:db8::1"), Some(80), None, Some("q"))
+        );
+        assert!(parse_url("/relative?x").is_none());
+        assert_eq!(split_target("/a?"), ("/a", None));
+        assert_eq!(split_target("/a?b=1?c"), ("/a", Some("b=1?c")));
+        assert_eq!(split_host_port("10.0.0.1:443"), ("10.0.0.1", Some(443)));
+        assert_eq!(split_host_port("2001:db8::1"), ("2001:db8::1", None));
+        assert_eq!(split_host_port("host:notaport"), ("host:notaport", None));
+    }
+
+    #[test]
+    fn fields() {
+        let mut f = Fields::new(r#"a  "b \" c" [d e] f"#);
+        let mut got = Vec::new();
+        while let Ok(Some(x)) = f.next_field() {
+            got.push(x);
+        }
+        assert_eq!(got, vec!["a", r#"b \" c"#, "d e", "f"]);
+        assert!(Fields::new(r#""open"#).next_field().is_err());
+        assert!(Fields::new("[open").next_field().is_err());
+        assert!(
+            Fields::new(r#""ends with backslash\"#)
+                .next_field()
+                .is_err()
+        );
+    }
+}
