@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Single-core throughput of `phiwatch replay --threads 1` (all rules, decoding,
+# Parquet output) against `rg -j1 -o` running ~20 equivalent PHI/secret regexes
+# over the same generated corpus. Prints MB/s for both and the ratio.
+#
+# Usage: benches/side_by_side.sh [SIZE_MB]   (default 64; needs python3 and rg:
+#        apt-get install ripgrep, and GNU time: apt-get install time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MB="${1:-64}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+command -v rg >/dev/null || { echo "ripgrep (rg) is needed: apt-get install ripgrep" >&2; exit 2; }
+
+python3 benches/gen_corpus.py "$WORK/corpus.log" "$SIZE_MB"
+cargo build --release --quiet
+BIN=target/release/phiwatch
+BYTES=$(stat -c %s "$WORK/corpus.log")
+
+# The ripgrep side: the same shapes the built-in rules look for (without the
+# validators, decoding and context that phiwatch adds).
+PATTERNS=(
+  '[0-9]{3}-[0-9]{2}-[0-9]{4}'
+  '(?:us-ssn|2\.16\.840\.1\.113883\.4\.1)(?:\||%7C)[0-9]{3}-?[0-9]{2}-?[0-9]{4}'
+  '(?i:ssn)[=:"]+[0-9]{9}'
+  '[1-9][A-Z][A-Z0-9][0-9]-?[A-Z][A-Z0-9][0-9]-?[A-Z]{2}[0-9]{2}'
+  '(?i:npi)[^0-9]{0,30}[12][0-9]{9}'
+  '(?i:dea)[=:"]+[A-Z][A-Z9][0-9]{7}'
+  '(?i:mrn|medical[ _-]?record)[^A-Za-z0-9]{1,4}[A-Za-z]{0,4}-?[0-9][A-Za-z0-9-]{3,19}'
+  '[A-Za-z0-9._%+-]{1,64}(?:@|%40)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}'
+  '(?:\+?1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}'
+  '[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{1,7}'
+  '(?i:icd|diagnos|dx)[^A-Z]{0,30}[A-TV-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?'
+  '(?i:ndc|drug)[^0-9]{0,30}(?:[0-9]{4,5}-[0-9]{3,4}-[0-9]{1,2}|[0-9]{11})'
+  'Patient/[A-Za-z0-9.-]*[0-9][A-Za-z0-9.-]*'
+  '(?:patient|subject)=[A-Za-z0-9.-]*[0-9][A-Za-z0-9.-]*'
+  '(?i:dob|birth)[^0-9]{0,24}(?:(?:19|20)[0-9]{2}-[01][0-9]-[0-3][0-9]|[01][0-9]/[0-3][0-9]/(?:19|20)[0-9]{2})'
+  '(?i:family|given|first_?name|last_?name)["=:]+[A-Za-z][A-Za-z-]{1,30}'
+  'eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}'
+  '(?i:bearer|basic)\s+[A-Za-z0-9._~+/-]{8,}=*'
+  '(?i:api[_-]?key|apikey|access[_-]?token|client[_-]?secret)["=: ]+[A-Za-z0-9_.~+/-]{16,}'
+  '(?:AKIA|ASIA)[A-Z2-7]{16}'
+  '-----BEGIN [A-Z ]{0,20}PRIVATE KEY'
+  '(?i:password|passwd|pwd)["=: ]+[^\s&",;}]{4,64}'
+)
+RG_ARGS=()
+for p in "${PATTERNS[@]}"; do RG_ARGS+=(-e "$p"); done
+
+# CPU seconds (user + sys) as well as wall time: the CPU figure is stable on a
+# busy machine, the wall figure is what a user waits.
+TIMEFMT="%e %U %S"
+/usr/bin/time -f "$TIMEFMT" -o "$WORK/rg.time" \
+  rg -j1 -o --no-filename --no-line-number "${RG_ARGS[@]}" "$WORK/corpus.log" > "$WORK/rg.out" || true
+/usr/bin/time -f "$TIMEFMT" -o "$WORK/pw.time" \
+  "$BIN" replay --threads 1 --quiet --out "$WORK/out" "$WORK/corpus.log"
+SCAN_LINE=""
+if "$BIN" scan --help >/dev/null 2>&1; then
+  /usr/bin/time -f "$TIMEFMT" -o "$WORK/scan.time" "$BIN" scan < "$WORK/corpus.log" > "$WORK/scan.out"
+  SCAN_LINE="$(cat "$WORK/scan.time")"
+fi
+
+python3 - "$BYTES" "$(cat "$WORK/rg.time")" "$(cat "$WORK/pw.time")" "$SCAN_LINE" "$(wc -l < "$WORK/rg.out")" <<'PY'
+import sys
+size = int(sys.argv[1])
+mb = size / 1e6
+def parse(t):
+    wall, user, sys_ = map(float, t.split())
+    return wall, user + sys_
+rg_wall, rg_cpu = parse(sys.argv[2])
+pw_wall, pw_cpu = parse(sys.argv[3])
+print(f"corpus: {mb:.1f} MB")
+print(f"rg -j1 -o ({sys.argv[5]} matches): wall {rg_wall:.2f} s ({mb / rg_wall:.1f} MB/s), cpu {rg_cpu:.2f} s ({mb / rg_cpu:.1f} MB/s)")
+print(f"phiwatch replay --threads 1: wall {pw_wall:.2f} s ({mb / pw_wall:.1f} MB/s), cpu {pw_cpu:.2f} s ({mb / pw_cpu:.1f} MB/s)")
+if sys.argv[4]:
+    sc_wall, sc_cpu = parse(sys.argv[4])
+    print(f"phiwatch scan (decode + detect, JSON out): wall {sc_wall:.2f} s ({mb / sc_wall:.1f} MB/s), cpu {sc_cpu:.2f} s ({mb / sc_cpu:.1f} MB/s)")
+print(f"ratio replay/rg throughput: wall {rg_wall / pw_wall:.2f}, cpu {rg_cpu / pw_cpu:.2f}")
+PY

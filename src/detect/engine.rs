@@ -1,0 +1,432 @@
+//! Compiled rules and the matching loop over one view: keyword prefilter
+//! (aho-corasick) and digit check, regex confirmation, boundary, validator, context.
+
+use super::Error;
+use super::normalize::{self, View};
+use super::rule::{ContextSpec, DeriveSpec, LoadedRule};
+use super::validate::Validator;
+use crate::finding::{Category, Severity};
+use aho_corasick::AhoCorasick;
+use regex::Regex;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// One rule ready to run.
+pub(crate) struct Compiled {
+    pub id: Arc<str>,
+    pub kind: Arc<str>,
+    pub category: Category,
+    pub severity: Severity,
+    pub confidence: f32,
+    pub regex: Option<Regex>,
+    pub group: usize,
+    pub validator: Option<Validator>,
+    pub context: Option<ContextSpec>,
+    pub locations: Vec<String>,
+    pub boundary: bool,
+    pub derive: Option<DeriveSpec>,
+    pub has_keywords: bool,
+    pub min_digit_cluster: usize,
+    pub min_upper_token: usize,
+}
+
+/// Cheap shape statistics of a text, computed in one pass, that gate the rules
+/// without keywords.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Most digits in one cluster of digits and separators (space - . ( ) +).
+    pub digit_cluster: usize,
+    /// Longest run of `[A-Z0-9-]` holding at least three letters (so an ISO
+    /// timestamp's `2024-01-15T10` does not count).
+    pub upper_token: usize,
+    /// Longest run of base64 characters holding both upper- and lower-case letters.
+    pub base64_run: usize,
+}
+
+impl Shape {
+    pub fn of(text: &str) -> Shape {
+        let mut s = Shape::default();
+        let (mut cluster, mut token, mut letters) = (0usize, 0usize, 0usize);
+        let (mut b64, mut upper, mut lower) = (0usize, false, false);
+        for &b in text.as_bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_') {
+                b64 += 1;
+                upper |= b.is_ascii_uppercase();
+                lower |= b.is_ascii_lowercase();
+                if upper && lower {
+                    s.base64_run = s.base64_run.max(b64);
+                }
+            } else {
+                (b64, upper, lower) = (0, false, false);
+            }
+            match b {
+                b'0'..=b'9' => {
+                    cluster += 1;
+                    token += 1;
+                }
+                b'A'..=b'Z' => {
+                    cluster = 0;
+                    token += 1;
+                    letters += 1;
+                }
+                b'-' => token += 1,
+                b' ' | b'.' | b'(' | b')' | b'+' => (token, letters) = (0, 0),
+                _ => (cluster, token, letters) = (0, 0, 0),
+            }
+            s.digit_cluster = s.digit_cluster.max(cluster);
+            if letters >= 3 {
+                s.upper_token = s.upper_token.max(token);
+            }
+        }
+        s
+    }
+
+    fn allows(self, rule: &Compiled) -> bool {
+        self.digit_cluster >= rule.min_digit_cluster.max(1)
+            && self.upper_token >= rule.min_upper_token
+    }
+}
+
+/// A confirmed match, still holding the raw value: it never leaves this module's
+/// parent, and has no `Debug` so it cannot be printed by accident.
+pub(crate) struct Hit {
+    pub rule: usize,
+    pub location: String,
+    pub span: Range<usize>,
+    pub depth: u8,
+    pub value: String,
+    pub confidence: f32,
+    pub context: bool,
+    pub decoded: normalize::Decoded,
+    /// Text of the top-level view to mask in `url_path` (the value, or the base64
+    /// segment that held it).
+    pub cover: String,
+}
+
+/// All rules plus the keyword prefilter.
+pub(crate) struct Engine {
+    pub rules: Vec<Compiled>,
+    prefilter: Option<AhoCorasick>,
+    keyword_rules: Vec<Vec<usize>>,
+}
+
+/// How far before the window a context word may start.
+const WORD_MAX: usize = 32;
+
+/// Whether `loc` is covered by a location pattern (`header:*`, `url.query` ...).
+pub(crate) fn location_matches(pattern: &str, loc: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => loc.starts_with(prefix),
+        None => {
+            loc == pattern
+                || loc
+                    .strip_prefix(pattern)
+                    .is_some_and(|r| r.starts_with(':'))
+        }
+    }
+}
+
+fn bounded_contains(hay: &str, word: &str) -> bool {
+    bounded_ending_after(hay, word, 0)
+}
+
+/// Whether `word` occurs in `hay` as a whole token ending at or after byte `min_end`.
+fn bounded_ending_after(hay: &str, word: &str, min_end: usize) -> bool {
+    let hb = hay.as_bytes();
+    let mut from = 0;
+    while let Some(i) = hay[from..].find(word) {
+        let s = from + i;
+        let e = s + word.len();
+        let before = s == 0 || !hb[s - 1].is_ascii_alphanumeric();
+        let after = e >= hb.len() || !hb[e].is_ascii_alphanumeric();
+        if before && after && e >= min_end {
+            return true;
+        }
+        from = s + 1;
+        while !hay.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    false
+}
+
+fn touches(b: &[u8], at: usize, step_back: bool) -> bool {
+    let near = |i: Option<usize>| i.and_then(|i| b.get(i).copied());
+    let (c, c2) = if step_back {
+        (near(at.checked_sub(1)), near(at.checked_sub(2)))
+    } else {
+        (near(Some(at)), near(Some(at + 1)))
+    };
+    match c {
+        Some(c) if c.is_ascii_alphanumeric() => true,
+        Some(b'-' | b'.') => c2.is_some_and(|x| x.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+impl Engine {
+    pub fn compile(loaded: &[LoadedRule]) -> Result<Engine, Error> {
+        let mut rules = Vec::with_capacity(loaded.len());
+        let mut keywords: Vec<String> = Vec::new();
+        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        for (idx, lr) in loaded.iter().enumerate() {
+            let r = &lr.spec;
+            let regex = match &r.pattern {
+                Some(p) => Some(Regex::new(p).map_err(|e| Error::Invalid {
+                    file: lr.file.clone(),
+                    id: r.id.clone(),
+                    message: format!("pattern: {e}"),
+                })?),
+                None => None,
+            };
+            let group = regex.as_ref().map_or(0, |re| {
+                re.capture_names()
+                    .position(|n| n == Some("value"))
+                    .unwrap_or(usize::from(re.captures_len() > 1))
+            });
+            for k in &r.keywords {
+                let k = k.to_ascii_lowercase();
+                match keywords.iter().position(|x| *x == k) {
+                    Some(p) => keyword_rules[p].push(idx),
+                    None => {
+                        keywords.push(k);
+                        keyword_rules.push(vec![idx]);
+                    }
+                }
+            }
+            let context = r.context.clone().map(|mut c| {
+                c.words = c.words.iter().map(|w| w.to_lowercase()).collect();
+                c
+            });
+            rules.push(Compiled {
+                id: Arc::from(r.id.as_str()),
+                kind: Arc::from(r.kind.as_str()),
+                category: r.category.into(),
+                severity: r.severity.into(),
+                confidence: r.confidence,
+                regex,
+                group,
+                validator: r.validator,
+                context,
+                locations: r.locations.clone(),
+                boundary: r.boundary,
+                derive: r.derive.clone(),
+                has_keywords: !r.keywords.is_empty(),
+                min_digit_cluster: r.min_digit_cluster.unwrap_or(0),
+                min_upper_token: r.min_upper_token.unwrap_or(0),
+            });
+        }
+        let prefilter = if keywords.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .build(&keywords)
+                    .map_err(|e| Error::Rule {
+                        file: String::from("(keywords)"),
+                        message: e.to_string(),
+                    })?,
+            )
+        };
+        Ok(Engine {
+            rules,
+            prefilter,
+            keyword_rules,
+        })
+    }
+
+    /// Whether a named field could yield anything: false only when its value needs
+    /// no decoding (no `%`, `\\` or `+`) and neither it nor the name holds a keyword, a gated shape or a
+    /// base64 candidate. Lets the detector skip building views of plain fields.
+    pub fn worth_scanning(&self, name: &str, value: &str) -> bool {
+        if value.contains(['%', '\\', '+']) {
+            return true;
+        }
+        if let Some(ac) = &self.prefilter
+            && (ac.is_match(value) || ac.is_match(name))
+        {
+            return true;
+        }
+        let shape = Shape::of(value);
+        shape.base64_run >= normalize::BASE64_MIN
+            || self
+                .rules
+                .iter()
+                .any(|r| r.regex.is_some() && !r.has_keywords && shape.allows(r))
+    }
+
+    /// Mark the rules whose keywords occur in `text`.
+    fn mark(&self, text: &str, marks: &mut [bool]) {
+        // The packed (Teddy) search behind is_match is much faster than the
+        // overlapping automaton walk, and most texts hold no keyword at all.
+        if let Some(ac) = self.prefilter.as_ref().filter(|ac| ac.is_match(text)) {
+            for m in ac.find_overlapping_iter(text) {
+                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+                    marks[r] = true;
+                }
+            }
+        }
+    }
+
+    /// Scan one view (and the base64 segments inside it), appending hits.
+    pub fn scan_view(&self, view: &View, cover_of: Option<&str>, hits: &mut Vec<Hit>) {
+        let mut marks = vec![false; self.rules.len()];
+        self.mark(&view.text, &mut marks);
+        if let Some(f) = &view.field {
+            self.mark(f, &mut marks);
+        }
+        let shape = Shape::of(&view.text);
+        for (idx, rule) in self.rules.iter().enumerate() {
+            let Some(re) = &rule.regex else { continue };
+            if !(marks[idx] || (!rule.has_keywords && shape.allows(rule))) {
+                continue;
+            }
+            for caps in re.captures_iter(&view.text) {
+                let Some(m) = caps.get(rule.group) else {
+                    continue;
+                };
+                if let Some(hit) = self.confirm(idx, view, m.range(), cover_of) {
+                    hits.push(hit);
+                }
+            }
+        }
+        if view.depth < normalize::BASE64_DEPTH && shape.base64_run >= normalize::BASE64_MIN {
+            for (range, text) in normalize::base64_segments(&view.text) {
+                let inner = View {
+                    text,
+                    location: view.location_at(range.start),
+                    field: view
+                        .part_at(range.start)
+                        .map(|p| p.name.to_lowercase())
+                        .or_else(|| view.field.clone()),
+                    parts: Vec::new(),
+                    depth: view.depth + 1,
+                    decoded: normalize::Decoded {
+                        base64: true,
+                        ..view.decoded
+                    },
+                };
+                let cover = cover_of.unwrap_or(&view.text[range]);
+                self.scan_view(&inner, Some(cover), hits);
+            }
+        }
+    }
+
+    fn confirm(
+        &self,
+        idx: usize,
+        view: &View,
+        span: Range<usize>,
+        cover_of: Option<&str>,
+    ) -> Option<Hit> {
+        let rule = &self.rules[idx];
+        let text = &view.text;
+        let value = &text[span.clone()];
+        if value.is_empty() {
+            return None;
+        }
+        let location = view.location_at(span.start);
+        if !rule.locations.is_empty()
+            && !rule
+                .locations
+                .iter()
+                .any(|p| location_matches(p, &location))
+        {
+            return None;
+        }
+        let b = text.as_bytes();
+        if rule.boundary && (touches(b, span.start, true) || touches(b, span.end, false)) {
+            return None;
+        }
+        if let Some(v) = rule.validator
+            && !v.check(value)
+        {
+            return None;
+        }
+        let mut confidence = rule.confidence;
+        let mut context = false;
+        if let Some(ctx) = &rule.context {
+            let part = view.part_at(span.start);
+            let floor = part.map_or(0, |p| p.range.start);
+            // A context word must end within `window` bytes of the value; it may
+            // start further back (up to WORD_MAX more bytes).
+            let near = span.start.saturating_sub(ctx.window).max(floor);
+            let mut from = near.saturating_sub(WORD_MAX).max(floor);
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            let window = text[from..span.start].to_lowercase();
+            let min_end = near - from;
+            let field = part
+                .map(|p| p.name.to_lowercase())
+                .or_else(|| view.field.clone())
+                .unwrap_or_default();
+            context = ctx
+                .words
+                .iter()
+                .any(|w| bounded_ending_after(&window, w, min_end) || bounded_contains(&field, w));
+            if context {
+                confidence = (confidence + ctx.boost).min(1.0);
+            } else if ctx.required {
+                return None;
+            }
+        }
+        Some(Hit {
+            rule: idx,
+            location,
+            span,
+            depth: view.depth,
+            value: value.to_string(),
+            confidence,
+            context,
+            decoded: view.decoded,
+            cover: cover_of.unwrap_or(value).to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert!(location_matches("header:*", "header:authorization"));
+        assert!(location_matches("url.query", "url.query:ssn"));
+        assert!(location_matches("url.query", "url.query"));
+        assert!(!location_matches("url.query", "url.query_x"));
+        assert!(!location_matches("body", "url.path"));
+    }
+
+    #[test]
+    fn bounded_words() {
+        assert!(bounded_contains("patient.birthdate=", "birthdate"));
+        assert!(bounded_contains("\"ssn\":\"", "ssn"));
+        assert!(!bounded_contains("classname=", "ssn"));
+        assert!(!bounded_contains("adobe", "dob"));
+    }
+
+    #[test]
+    fn shapes() {
+        let s = Shape::of("ts=2024-01-15T10:22:31Z ua=Mozilla/5.0 (X11)");
+        assert_eq!(s.digit_cluster, 8);
+        let s = Shape::of("call (415) 555-2671 or 1EG4-TE5-MK73");
+        assert_eq!(s.digit_cluster, 10);
+        assert_eq!(s.upper_token, 13);
+        assert_eq!(Shape::of("4111 1111 1111 1111").digit_cluster, 16);
+        assert_eq!(Shape::of("ts=2024-01-15T10:22:31Z").upper_token, 0);
+        assert_eq!(Shape::of("x c3NuPTEyMy00NS02Nzg5 y").base64_run, 20);
+        assert_eq!(Shape::of("0af7651916cd43dd8448eb211c80319c").base64_run, 0);
+    }
+
+    #[test]
+    fn touching() {
+        let b = b"a123 9-123 -123 x";
+        assert!(touches(b, 1, true));
+        assert!(touches(b, 7, true));
+        assert!(!touches(b, 12, true));
+        assert!(!touches(b, 4, false));
+    }
+}
