@@ -116,8 +116,16 @@ fn phiwatch_drain(bs: &str, topic: &str, n: u64, out: &Path) -> Duration {
         std::thread::sleep(Duration::from_millis(1));
     }
     let t0 = Instant::now();
+    let mut last = Instant::now();
     while metrics.records.load(Ordering::Relaxed) < n {
         std::thread::sleep(Duration::from_millis(1));
+        if last.elapsed() > Duration::from_secs(5) {
+            last = Instant::now();
+            eprintln!(
+                "phiwatch consumed {}",
+                metrics.records.load(Ordering::Relaxed)
+            );
+        }
     }
     let d = t0.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -141,8 +149,10 @@ fn main() {
     };
     let lines = corpus();
     let bytes = produce(&bs, "bench", n, &lines);
+    eprintln!("produced {n} records");
     let dir = tempfile::tempdir().expect("tempdir");
     let bare = bare_drain(&bs, "bench", n as u64);
+    eprintln!("bare consumer drained in {bare:?}");
     let pw = phiwatch_drain(&bs, "bench", n as u64, dir.path());
     let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
     println!(

@@ -44,6 +44,35 @@ enum Command {
         after_help = "Examples:\n  phiwatch report case-42 --principal partner-7 --from 2026-11-01T00:00:00Z --discovered 2026-11-20\n  phiwatch report case-42 --client-ip 203.0.113.9 --patient-directory patients.csv --format json\n  phiwatch report case-42 --format html > case-42.html\n\nCounts are exact while every hash is kept (up to 16,384 per row), then DataSketches\nHLL estimates with 2-sigma bounds; obligations use the upper bound.\nThe report must run under the same HMAC key as the scan (PHIWATCH_KEY or --key-file)."
     )]
     Report(ReportArgs),
+    /// Rules: lint them and run their examples through the full detector.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Scan stdin lines; print one JSON object per finding (masked values only).
+    #[command(
+        after_help = "Examples:\n  tail -f /var/log/nginx/access.log | phiwatch scan\n  echo 'GET /fhir/Patient?identifier=http://hl7.org/fhir/sid/us-ssn|123-45-6789' | phiwatch scan\n\nEach finding has the findings columns (source \"-\", source_line = the line number).\nLines of no known format are scanned as plain text."
+    )]
+    Scan(ScanArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Check every rule: ids, patterns, examples and negative examples through the
+    /// full detector, anomaly rules through their example sequences.
+    #[command(
+        after_help = "Examples:\n  phiwatch rules check\n  phiwatch rules check ./my-rules\n\nExit status 1 when a rule fails its checks, 2 when rules cannot be read."
+    )]
+    Check {
+        /// Folder of extra rules to check together with the built-in ones
+        /// (anomaly rules in its `anomaly/` subfolder).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ScanArgs {
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -152,6 +181,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd_replay(args),
         Command::Run(args) => cmd_run(args),
         Command::Report(args) => cmd_report(args),
+        Command::Rules(RulesCommand::Check { dir }) => cmd_rules_check(dir.as_deref()),
+        Command::Scan(args) => cmd_scan(args),
     };
     match result {
         Ok(code) => code,
@@ -379,6 +410,35 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         summary.files,
         summary.commits
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_rules_check(dir: Option<&Path>) -> Result<ExitCode> {
+    let patterns = phiwatch::detect::check_rules(dir)?;
+    println!("{patterns}");
+    let anomaly = phiwatch::anomaly::check_sequences_in(dir)?;
+    println!("{anomaly}");
+    Ok(if patterns.ok() && anomaly.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
+    let cfg = load_config(args.common.config.as_deref())?;
+    let key = load_key(args.common.key_file.as_deref(), &cfg, false)?;
+    let rules = args.common.rules.as_deref().or(cfg.rules_dir.as_deref());
+    let detector = Detector::load(key, rules)?;
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let stats = phiwatch::detect::scan_lines(stdin, stdout, &detector)?;
+    if stats.invalid_utf8 > 0 {
+        eprintln!(
+            "phiwatch: {} line(s) were not valid UTF-8 and were skipped",
+            stats.invalid_utf8
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

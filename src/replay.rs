@@ -123,21 +123,20 @@ struct Job {
 }
 
 enum Msg {
-    Block {
-        input: usize,
-        index: u64,
-        slug: Arc<str>,
-        stats: Stats,
-        written: Vec<Written>,
-        exposure: Option<Accumulator>,
-        accesses: Option<Vec<Access>>,
-    },
-    InputDone {
-        input: usize,
-        blocks: u64,
-    },
+    Block(Box<BlockDone>),
+    InputDone { input: usize, blocks: u64 },
     Failed(Error),
     InputError(DeadLetter, Arc<str>),
+}
+
+struct BlockDone {
+    input: usize,
+    index: u64,
+    slug: Arc<str>,
+    stats: Stats,
+    written: Vec<Written>,
+    exposure: Option<Accumulator>,
+    accesses: Option<Vec<Access>>,
 }
 
 /// Feeds the anomaly detector one stream in (input, block) order, whatever order
@@ -246,15 +245,16 @@ pub fn replay(
         drop(msg_tx);
         for msg in msg_rx {
             match msg {
-                Msg::Block {
-                    input,
-                    index,
-                    slug,
-                    stats,
-                    written,
-                    exposure,
-                    accesses,
-                } => {
+                Msg::Block(done) => {
+                    let BlockDone {
+                        input,
+                        index,
+                        slug,
+                        stats,
+                        written,
+                        exposure,
+                        accesses,
+                    } = *done;
                     if let (Some(o), Some(a)) = (ordered.as_mut(), accesses) {
                         o.block(input, index, a);
                     }
@@ -422,7 +422,7 @@ fn worker(
                 progress
                     .dead_letters
                     .fetch_add(stats.dead_letters, Ordering::Relaxed);
-                Msg::Block {
+                Msg::Block(Box::new(BlockDone {
                     input: job.input,
                     index: job.block.index,
                     slug: job.slug.clone(),
@@ -430,7 +430,7 @@ fn worker(
                     written,
                     exposure,
                     accesses,
-                }
+                }))
             }
             Err(e) => Msg::Failed(e),
         };

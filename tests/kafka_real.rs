@@ -83,8 +83,7 @@ fn produce(bs: &str, topic: &str, lines: &[Vec<u8>], start: usize) -> BTreeMap<i
         }
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
-    let ends = producer.context().0.lock().expect("lock").clone();
-    ends
+    producer.context().0.lock().expect("lock").clone()
 }
 
 fn committed(bs: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {

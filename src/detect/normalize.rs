@@ -232,9 +232,20 @@ pub fn find_request_target(line: &str) -> Option<(Option<String>, Range<usize>)>
     Some((method, target.range()))
 }
 
+/// Where `://` of a leading `scheme://` is, if the target is an absolute URL (a
+/// `://` inside the path or query, as in `?identifier=http://...`, does not count).
+fn scheme_end(target: &str) -> Option<usize> {
+    let i = target.find("://")?;
+    target[..i]
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        .then_some(i)
+        .filter(|&i| i > 0)
+}
+
 /// Split a request target or URL into (path, query): drops `scheme://host` and a fragment.
 pub fn split_target(target: &str) -> (&str, Option<&str>) {
-    let rest = match target.find("://") {
+    let rest = match scheme_end(target) {
         Some(i) => {
             let after = &target[i + 3..];
             match after.find(['/', '?']) {
@@ -254,7 +265,7 @@ pub fn split_target(target: &str) -> (&str, Option<&str>) {
 /// Byte offset where the path of a URL or request target starts (after
 /// `scheme://authority`; 0 for a bare path).
 pub fn path_start(target: &str) -> usize {
-    match target.find("://") {
+    match scheme_end(target) {
         Some(i) => {
             let after = i + 3;
             target[after..]
@@ -361,6 +372,11 @@ mod tests {
 
     #[test]
     fn targets() {
+        let (p, q) = split_target("/fhir/Patient?identifier=http://hl7.org/fhir/sid/us-ssn|1");
+        assert_eq!(p, "/fhir/Patient");
+        assert_eq!(q, Some("identifier=http://hl7.org/fhir/sid/us-ssn|1"));
+        assert_eq!(path_start("/a?u=http://x/y"), 0);
+        assert_eq!(path_start("https://h.example/a"), 17);
         let line = "10.0.0.1 - - \"GET /fhir/Patient?ssn=1 HTTP/1.1\" 200";
         let (m, r) = find_request_target(line).expect("target");
         assert_eq!(m.as_deref(), Some("GET"));
