@@ -13,7 +13,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,7 +140,7 @@ fn one_member_consumes_everything_commits_the_end_and_matches_replay() {
     let streamed = findings_in(&out);
     let replayed = replay_findings(&lines);
     assert!(!replayed.is_empty(), "fixtures must produce findings");
-    assert_eq!(streamed, replayed, "streaming and replay disagree");
+    common::assert_same_findings(&streamed, &replayed);
     phiwatch::sink::manifest::verify(&out).expect("manifest verifies");
 }
 
@@ -176,7 +175,7 @@ fn two_members_split_the_partitions_and_together_find_the_same() {
     );
     let streamed = findings_in(&out);
     let replayed = replay_findings(&lines);
-    assert_eq!(streamed, replayed);
+    common::assert_same_findings(&streamed, &replayed);
 }
 
 /// Produce continuing the round-robin partitioning from `start`.
@@ -225,7 +224,5 @@ fn transient_commit_errors_are_retried_and_nothing_is_lost() {
     wait_until("all records", 60, || m.records() >= n);
     m.stop();
     assert_eq!(committed(&bs, "phiwatch-test", "gw3"), ends);
-    let streamed: BTreeSet<_> = findings_in(&out).into_iter().collect();
-    let replayed: BTreeSet<_> = replay_findings(&lines).into_iter().collect();
-    assert_eq!(streamed, replayed);
+    common::assert_same_findings(&findings_in(&out), &replay_findings(&lines));
 }

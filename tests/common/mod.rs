@@ -82,7 +82,9 @@ fn col<'a>(b: &'a arrow::array::RecordBatch, name: &str) -> &'a StringArray {
         .expect("utf8")
 }
 
-/// The findings under `out/findings`, de-duplicated by finding_id, sorted.
+/// The pattern findings (anomaly findings left out: their state is in memory and
+/// starts over after a crash) under `out/findings`, de-duplicated by finding_id,
+/// sorted.
 pub fn findings_in(out: &Path) -> Vec<Key4> {
     let mut files = Vec::new();
     collect(&out.join("findings"), &mut files);
@@ -95,6 +97,7 @@ pub fn findings_in(out: &Path) -> Vec<Key4> {
             .expect("reader");
         for b in reader {
             let b = b.expect("batch");
+            let category = col(&b, "category");
             let (id, rule, loc, h, fmt) = (
                 col(&b, "finding_id"),
                 col(&b, "rule_id"),
@@ -103,6 +106,9 @@ pub fn findings_in(out: &Path) -> Vec<Key4> {
                 col(&b, "source_format"),
             );
             for i in 0..b.num_rows() {
+                if category.value(i) == "anomaly" {
+                    continue;
+                }
                 by_id.insert(
                     id.value(i).to_string(),
                     (
@@ -144,4 +150,38 @@ pub fn replay_findings(lines: &[Vec<u8>]) -> Vec<Key4> {
         .collect();
     v.sort();
     v
+}
+
+/// Assert two finding lists are equal, printing a short difference when not.
+pub fn assert_same_findings(got: &[Key4], want: &[Key4]) {
+    if got == want {
+        return;
+    }
+    let count = |v: &[Key4]| {
+        let mut m: BTreeMap<Key4, i64> = BTreeMap::new();
+        for k in v {
+            *m.entry(k.clone()).or_default() += 1;
+        }
+        m
+    };
+    let (g, w) = (count(got), count(want));
+    let mut diff: Vec<String> = Vec::new();
+    for (k, n) in &w {
+        let have = g.get(k).copied().unwrap_or(0);
+        if have != *n {
+            diff.push(format!("{k:?}: want {n}, got {have}"));
+        }
+    }
+    for (k, n) in &g {
+        if !w.contains_key(k) {
+            diff.push(format!("{k:?}: want 0, got {n}"));
+        }
+    }
+    let shown: Vec<&String> = diff.iter().take(10).collect();
+    panic!(
+        "findings differ: {} rows got, {} wanted; {} keys differ, first: {shown:#?}",
+        got.len(),
+        want.len(),
+        diff.len()
+    );
 }
