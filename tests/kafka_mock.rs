@@ -21,13 +21,17 @@ use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 3;
 
-fn produce(bootstrap: &str, topic: &str, lines: &[Vec<u8>]) -> Vec<i64> {
+/// Produce `lines` round-robin over the partitions, continuing the rotation from
+/// `start`; returns how many records each partition got.
+fn produce(bootstrap: &str, topic: &str, lines: &[Vec<u8>], start: usize) -> Vec<i64> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("producer");
+    let mut ends = vec![0i64; PARTITIONS as usize];
     for (i, line) in lines.iter().enumerate() {
-        let p = i32::try_from(i).expect("small") % PARTITIONS;
+        let p = i32::try_from(start + i).expect("small") % PARTITIONS;
+        ends[p as usize] += 1;
         let mut rec = BaseRecord::<(), [u8]>::to(topic).partition(p).payload(line);
         loop {
             match producer.send(rec) {
@@ -40,10 +44,6 @@ fn produce(bootstrap: &str, topic: &str, lines: &[Vec<u8>]) -> Vec<i64> {
         }
     }
     producer.flush(Duration::from_secs(10)).expect("flush");
-    let mut ends = vec![0i64; PARTITIONS as usize];
-    for i in 0..lines.len() {
-        ends[i % PARTITIONS as usize] += 1;
-    }
     ends
 }
 
@@ -127,7 +127,7 @@ fn one_member_consumes_everything_commits_the_end_and_matches_replay() {
     mock.create_topic("gw", PARTITIONS, 1).expect("topic");
     let bs = mock.bootstrap_servers();
     let lines = fixture_lines();
-    let ends = produce(&bs, "gw", &lines);
+    let ends = produce(&bs, "gw", &lines, 0);
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let m = start(options(&bs, "gw", &out));
@@ -151,7 +151,7 @@ fn two_members_split_the_partitions_and_together_find_the_same() {
     let bs = mock.bootstrap_servers();
     let lines = fixture_lines();
     let first_half = lines.len() / 2;
-    let mut ends = produce(&bs, "gw2", &lines[..first_half]);
+    let mut ends = produce(&bs, "gw2", &lines[..first_half], 0);
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let a = start(options(&bs, "gw2", &out));
@@ -159,7 +159,7 @@ fn two_members_split_the_partitions_and_together_find_the_same() {
     let b = start(options(&bs, "gw2", &out));
     // Produce the rest while both are in the group (the rebalance happens meanwhile).
     std::thread::sleep(Duration::from_secs(2));
-    let ends2 = produce_more(&bs, "gw2", &lines[first_half..], first_half);
+    let ends2 = produce(&bs, "gw2", &lines[first_half..], first_half);
     for (e, e2) in ends.iter_mut().zip(ends2) {
         *e += e2;
     }
@@ -178,38 +178,13 @@ fn two_members_split_the_partitions_and_together_find_the_same() {
     common::assert_same_findings(&streamed, &replayed);
 }
 
-/// Produce continuing the round-robin partitioning from `start`.
-fn produce_more(bootstrap: &str, topic: &str, lines: &[Vec<u8>], start: usize) -> Vec<i64> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("producer");
-    let mut ends = vec![0i64; PARTITIONS as usize];
-    for (i, line) in lines.iter().enumerate() {
-        let p = i32::try_from(start + i).expect("small") % PARTITIONS;
-        ends[p as usize] += 1;
-        let mut rec = BaseRecord::<(), [u8]>::to(topic).partition(p).payload(line);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    producer.poll(Duration::from_millis(50));
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(10)).expect("flush");
-    ends
-}
-
 #[test]
 fn transient_commit_errors_are_retried_and_nothing_is_lost() {
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("gw3", PARTITIONS, 1).expect("topic");
     let bs = mock.bootstrap_servers();
     let lines = fixture_lines();
-    let ends = produce(&bs, "gw3", &lines);
+    let ends = produce(&bs, "gw3", &lines, 0);
     mock.request_errors(
         RDKafkaApiKey::OffsetCommit,
         &[

@@ -1,9 +1,10 @@
 //! Bad input never crashes and never disappears: every malformed record becomes one
 //! dead letter with its source, line and reason; the run goes on and exits 0.
 
-use arrow::array::{Array, RecordBatch, StringArray, UInt64Array};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use std::path::{Path, PathBuf};
+mod common;
+
+use arrow::array::{Array, StringArray, UInt64Array};
+use std::path::Path;
 use std::process::Command;
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -14,42 +15,10 @@ fn phiwatch() -> Command {
     c
 }
 
-fn read_dir_batches(dir: &Path) -> Vec<RecordBatch> {
-    let mut files = Vec::new();
-    collect(dir, &mut files);
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let file = std::fs::File::open(&f).expect("open parquet");
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("parquet footer")
-            .build()
-            .expect("reader");
-        for b in reader {
-            out.push(b.expect("batch"));
-        }
-    }
-    out
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd {
-        let p = e.expect("entry").path();
-        if p.is_dir() {
-            collect(&p, out);
-        } else if p.extension().is_some_and(|x| x == "parquet") {
-            out.push(p);
-        }
-    }
-}
-
 /// (line, reason) of every dead letter under `out`.
 fn dead_letters(out: &Path) -> Vec<(u64, String, u64)> {
     let mut rows = Vec::new();
-    for b in read_dir_batches(&out.join("dead_letter")) {
+    for b in common::read_batches(&out.join("dead_letter")) {
         let line = b
             .column_by_name("source_line")
             .expect("source_line")
@@ -207,7 +176,7 @@ fn dead_letter_columns_match_the_contract() {
             .expect("run")
             .success()
     );
-    let batches = read_dir_batches(&out.join("dead_letter"));
+    let batches = common::read_batches(&out.join("dead_letter"));
     let schema = batches[0].schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(

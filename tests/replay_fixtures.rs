@@ -5,9 +5,8 @@
 
 mod common;
 
-use arrow::array::{Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use phiwatch::event::Provenance;
 use phiwatch::pipeline::{Output, SourceState};
 use phiwatch::replay::{self, Progress, ReplayOptions};
@@ -16,39 +15,6 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(d) else { return };
-        for e in rd {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(dir, &mut v);
-    v.sort();
-    v
-}
-
-fn batches(dir: &Path) -> Vec<RecordBatch> {
-    parquet_files(dir)
-        .into_iter()
-        .flat_map(|f| {
-            let file = std::fs::File::open(&f).expect("open");
-            ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("parquet")
-                .build()
-                .expect("reader")
-                .map(|b| b.expect("batch"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
 
 fn run_replay(paths: &[String], out: &Path, threads: usize, block_bytes: usize) -> replay::Summary {
     let inputs = file::expand(paths).expect("inputs");
@@ -72,7 +38,7 @@ type Row = (u64, String, String, String);
 /// (source_line, rule_id, location, value_hmac) of every finding under `out`.
 fn rows(out: &Path) -> Vec<Row> {
     let mut v = Vec::new();
-    for b in batches(&out.join("findings")) {
+    for b in common::read_batches(&out.join("findings")) {
         let s = |n: &str| {
             b.column_by_name(n)
                 .expect("col")
@@ -118,7 +84,7 @@ fn findings_columns_match_the_contract() {
     let out = dir.path().join("out");
     let s = run_replay(&fixture_logs(), &out, 2, replay::DEFAULT_BLOCK_BYTES);
     assert!(s.stats.findings() > 0, "fixtures yield findings");
-    let b = batches(&out.join("findings"));
+    let b = common::read_batches(&out.join("findings"));
     let schema = b[0].schema();
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let want: Vec<(&str, DataType, bool)> = vec![
@@ -195,7 +161,7 @@ fn parallel_blocks_find_the_same_as_a_line_by_line_run_on_the_same_lines() {
     let input = big_input(dir.path());
     let out = dir.path().join("out");
     run_replay(&[input.display().to_string()], &out, 3, 64 * 1024);
-    let blocks = parquet_files(&out.join("findings")).len();
+    let blocks = common::parquet_files(&out.join("findings")).len();
     assert!(blocks >= 3, "expected several block files, got {blocks}");
 
     let engine = common::engine();
@@ -251,7 +217,7 @@ fn gzip_and_zstd_inputs_give_the_same_findings_and_output_is_deterministic() {
     let again = dir.path().join("o1b");
     run_replay(&[input.display().to_string()], &again, 1, 64 * 1024);
     let rel = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
-        parquet_files(root)
+        common::parquet_files(root)
             .into_iter()
             .map(|p| {
                 let bytes = std::fs::read(&p).expect("read");
@@ -267,7 +233,7 @@ fn gzip_and_zstd_inputs_give_the_same_findings_and_output_is_deterministic() {
     assert!(a == b, "output bytes differ between identical replays");
     // Replaying again into the same folder overwrites, it does not duplicate.
     run_replay(&[input.display().to_string()], &plain, 2, 64 * 1024);
-    assert_eq!(parquet_files(&plain).len(), a.len());
+    assert_eq!(common::parquet_files(&plain).len(), a.len());
     assert_eq!(
         phiwatch::sink::manifest::verify(&plain).expect("manifest"),
         2 * a.len()

@@ -60,21 +60,45 @@ pub fn fixture_lines() -> Vec<Vec<u8>> {
 /// A finding as compared across runs: (rule_id, location, value_hmac, source_format).
 pub type Key4 = (String, String, String, String);
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd {
-        let p = e.expect("entry").path();
-        if p.is_dir() {
-            collect(&p, out);
-        } else if p.extension().is_some_and(|x| x == "parquet") {
-            out.push(p);
+/// Every `*.parquet` file under `dir`, recursively, sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in rd {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
         }
     }
+    let mut v = Vec::new();
+    walk(dir, &mut v);
+    v.sort();
+    v
 }
 
-fn col<'a>(b: &'a arrow::array::RecordBatch, name: &str) -> &'a StringArray {
+/// Every record batch of every Parquet file under `dir`, read back with arrow.
+pub fn read_batches(dir: &Path) -> Vec<arrow::array::RecordBatch> {
+    let mut out = Vec::new();
+    for f in parquet_files(dir) {
+        let file = std::fs::File::open(&f).expect("open parquet");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet footer")
+            .build()
+            .expect("reader");
+        for b in reader {
+            out.push(b.expect("batch"));
+        }
+    }
+    out
+}
+
+/// A utf8 column of a batch by name.
+pub fn col<'a>(b: &'a arrow::array::RecordBatch, name: &str) -> &'a StringArray {
     b.column_by_name(name)
         .expect("column")
         .as_any()
@@ -86,39 +110,29 @@ fn col<'a>(b: &'a arrow::array::RecordBatch, name: &str) -> &'a StringArray {
 /// starts over after a crash) under `out/findings`, de-duplicated by finding_id,
 /// sorted.
 pub fn findings_in(out: &Path) -> Vec<Key4> {
-    let mut files = Vec::new();
-    collect(&out.join("findings"), &mut files);
     let mut by_id: BTreeMap<String, Key4> = BTreeMap::new();
-    for f in files {
-        let file = std::fs::File::open(&f).expect("open");
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("parquet")
-            .build()
-            .expect("reader");
-        for b in reader {
-            let b = b.expect("batch");
-            let category = col(&b, "category");
-            let (id, rule, loc, h, fmt) = (
-                col(&b, "finding_id"),
-                col(&b, "rule_id"),
-                col(&b, "location"),
-                col(&b, "value_hmac"),
-                col(&b, "source_format"),
-            );
-            for i in 0..b.num_rows() {
-                if category.value(i) == "anomaly" {
-                    continue;
-                }
-                by_id.insert(
-                    id.value(i).to_string(),
-                    (
-                        rule.value(i).to_string(),
-                        loc.value(i).to_string(),
-                        h.value(i).to_string(),
-                        fmt.value(i).to_string(),
-                    ),
-                );
+    for b in read_batches(&out.join("findings")) {
+        let category = col(&b, "category");
+        let (id, rule, loc, h, fmt) = (
+            col(&b, "finding_id"),
+            col(&b, "rule_id"),
+            col(&b, "location"),
+            col(&b, "value_hmac"),
+            col(&b, "source_format"),
+        );
+        for i in 0..b.num_rows() {
+            if category.value(i) == "anomaly" {
+                continue;
             }
+            by_id.insert(
+                id.value(i).to_string(),
+                (
+                    rule.value(i).to_string(),
+                    loc.value(i).to_string(),
+                    h.value(i).to_string(),
+                    fmt.value(i).to_string(),
+                ),
+            );
         }
     }
     let mut v: Vec<Key4> = by_id.into_values().collect();
