@@ -9,7 +9,7 @@
 //! [replay]
 //! threads = 8
 //! max_record_bytes = 1048576
-//! block_bytes = 8388608
+//! block_bytes = 4194304
 //! ```
 
 use serde::Deserialize;
@@ -148,7 +148,7 @@ pub struct ReplayConfig {
     pub threads: Option<usize>,
     /// Records longer than this are dead-lettered (default 1 MiB).
     pub max_record_bytes: Option<usize>,
-    /// Bytes per parallel block (default 8 MiB).
+    /// Bytes per parallel block (default 4 MiB).
     pub block_bytes: Option<usize>,
 }
 

@@ -526,6 +526,15 @@ fn print_summary(s: &Summary, out: &Path) {
         or_none(&kinds).trim_start_matches("none")
     );
     eprintln!("  dead letters: {}", st.dead_letters);
+    if let Some(a) = &s.anomaly {
+        eprintln!(
+            "  anomaly state: {} keys (~{:.0} MiB), {} evicted, {} late accesses",
+            a.tracked_keys,
+            a.state_bytes as f64 / 1048576.0,
+            a.evictions,
+            a.late
+        );
+    }
     eprintln!("  wrote {} file(s) under {}", s.files.len(), out.display());
 }
 

@@ -120,7 +120,7 @@ impl Default for AnomalyConfig {
         AnomalyConfig {
             tolerance_ms: 60_000,
             max_keys: 1_000_000,
-            max_buffered: 262_144,
+            max_buffered: 65_536,
         }
     }
 }
@@ -130,7 +130,9 @@ impl Default for AnomalyConfig {
 struct Pending {
     time: i64,
     seq: u64,
-    access: Access,
+    // Boxed: the heap moves entries on every push and pop; an inline Access is
+    // hundreds of bytes.
+    access: Box<Access>,
 }
 
 impl Pending {
@@ -138,7 +140,13 @@ impl Pending {
         let (a, b) = (&self.access.prov, &o.access.prov);
         self.time
             .cmp(&o.time)
-            .then_with(|| a.source.cmp(&b.source))
+            .then_with(|| {
+                if Arc::ptr_eq(&a.source, &b.source) {
+                    Ordering::Equal
+                } else {
+                    a.source.cmp(&b.source)
+                }
+            })
             .then_with(|| a.line.cmp(&b.line))
             .then_with(|| a.kafka_partition.cmp(&b.kafka_partition))
             .then_with(|| a.kafka_offset.cmp(&b.kafka_offset))
@@ -247,7 +255,7 @@ impl Detector {
         self.buffer.push(Reverse(Pending {
             time,
             seq: self.seq,
-            access: a,
+            access: Box::new(a),
         }));
         let w = self.watermark().unwrap_or(i64::MIN);
         while let Some(Reverse(top)) = self.buffer.peek() {

@@ -4,27 +4,29 @@
 //! bounded queue hands blocks to worker threads, which decode, detect and write one
 //! findings file (and one dead-letter file) per block under a name derived from the
 //! input and the block number, so the same input always gives the same files.
-//! Memory is bounded by the queue: (threads x 2 + readers) blocks in flight.
+//! Memory is bounded by the queues: (threads x 2 + readers) blocks in flight, and
+//! as many finished blocks waiting for their turn (see [`ordered`]).
+
+mod ordered;
 
 use crate::anomaly::{self, Access};
 use crate::event::Provenance;
 use crate::exposure::Accumulator;
-use crate::finding::Finding;
 use crate::pipeline::{Engine, SourceState, Stats};
 use crate::sink::dead_letter::{self, DeadLetter};
 use crate::sink::parquet::{self, Written};
 use crate::sink::{findings, manifest};
 use crate::source::file::{self, Block, BlockReader, Input};
+use ordered::{Collector, Ordered};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Default block size: 8 MiB of uncompressed input.
-pub const DEFAULT_BLOCK_BYTES: usize = 8 * 1024 * 1024;
+/// Default block size: 4 MiB of uncompressed input.
+pub const DEFAULT_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Errors that stop a replay (bad input records never do).
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,21 @@ pub struct Summary {
     pub files: Vec<Written>,
     /// Wall time.
     pub elapsed: Duration,
+    /// Anomaly state at the end, when the rules ran.
+    pub anomaly: Option<AnomalyStats>,
+}
+
+/// How the anomaly rules' bounded state fared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnomalyStats {
+    /// Keys tracked at the end.
+    pub tracked_keys: usize,
+    /// Approximate bytes of rule state at the end.
+    pub state_bytes: usize,
+    /// Keys dropped to stay within the cap.
+    pub evictions: u64,
+    /// Accesses later than the out-of-order tolerance.
+    pub late: u64,
 }
 
 impl Summary {
@@ -139,44 +156,6 @@ struct BlockDone {
     accesses: Option<Vec<Access>>,
 }
 
-/// Feeds the anomaly detector one stream in (input, block) order, whatever order
-/// the workers finish blocks in. Out-of-order blocks wait here; the bounded job
-/// queue bounds how many can.
-struct Ordered<'a> {
-    detector: &'a mut anomaly::Detector,
-    pending: BTreeMap<(usize, u64), Vec<Access>>,
-    done: HashMap<usize, u64>,
-    cursor: (usize, u64),
-    findings: Vec<Finding>,
-}
-
-impl Ordered<'_> {
-    fn block(&mut self, input: usize, index: u64, accesses: Vec<Access>) {
-        self.pending.insert((input, index), accesses);
-        self.drain();
-    }
-
-    fn input_done(&mut self, input: usize, blocks: u64) {
-        self.done.insert(input, blocks);
-        self.drain();
-    }
-
-    fn drain(&mut self) {
-        loop {
-            if let Some(accesses) = self.pending.remove(&self.cursor) {
-                for a in accesses {
-                    self.detector.observe(a, &mut self.findings);
-                }
-                self.cursor.1 += 1;
-            } else if self.done.get(&self.cursor.0) == Some(&self.cursor.1) {
-                self.cursor = (self.cursor.0 + 1, 0);
-            } else {
-                return;
-            }
-        }
-    }
-}
-
 /// Replay `inputs` through `engine` into `opts.out_dir`. With an anomaly detector,
 /// inputs are read one after another (blocks still run in parallel) so the
 /// detector sees one stream in input and line order.
@@ -198,17 +177,19 @@ pub fn replay(
     } else {
         threads.min(inputs.len()).max(1)
     };
-    let mut ordered = anomaly.map(|detector| Ordered {
-        detector,
-        pending: BTreeMap::new(),
-        done: HashMap::new(),
-        cursor: (0, 0),
-        findings: Vec::new(),
-    });
+    let key_id = engine.detector().key().id().to_string();
+    let mut ordered = Collector::new(
+        anomaly,
+        &opts.out_dir,
+        key_id,
+        ordered::EXPOSURE_ROWS_PER_PART,
+    );
     let next_input = AtomicUsize::new(0);
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
     let job_rx = Mutex::new(job_rx);
-    let (msg_tx, msg_rx) = mpsc::channel::<Msg>();
+    // Bounded too: when the main thread (anomaly rules, merging) falls behind,
+    // workers wait instead of piling finished blocks up in memory.
+    let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(threads);
 
     let mut summary = Summary {
         inputs: inputs.len(),
@@ -216,8 +197,6 @@ pub fn replay(
     };
     let mut first_error = None;
     let mut input_errors: Vec<(Arc<str>, DeadLetter)> = Vec::new();
-    let mut exposures: std::collections::BTreeMap<Arc<str>, Accumulator> =
-        std::collections::BTreeMap::new();
 
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -255,26 +234,20 @@ pub fn replay(
                         exposure,
                         accesses,
                     } = *done;
-                    if let (Some(o), Some(a)) = (ordered.as_mut(), accesses) {
-                        o.block(input, index, a);
-                    }
                     summary.stats.merge(&stats);
                     summary.files.extend(written);
-                    if let Some(acc) = exposure.filter(|a| !a.is_empty()) {
-                        match exposures.remove(&slug) {
-                            Some(mut all) => {
-                                all.merge(acc);
-                                exposures.insert(slug, all);
-                            }
-                            None => {
-                                exposures.insert(slug, acc);
-                            }
-                        }
+                    let b = Ordered {
+                        slug,
+                        exposure,
+                        accesses,
+                    };
+                    if let Err(e) = ordered.block(input, index, b) {
+                        first_error.get_or_insert(e);
                     }
                 }
                 Msg::InputDone { input, blocks } => {
-                    if let Some(o) = ordered.as_mut() {
-                        o.input_done(input, blocks);
+                    if let Err(e) = ordered.input_done(input, blocks) {
+                        first_error.get_or_insert(e);
                     }
                 }
                 Msg::Failed(e) => {
@@ -301,29 +274,29 @@ pub fn replay(
             .files
             .push(parquet::write(&opts.out_dir, &rel, &[batch])?);
     }
-    if let Some(mut o) = ordered {
-        o.detector.finish(&mut o.findings);
-        if !o.findings.is_empty() {
-            for f in &o.findings {
-                *summary
-                    .stats
-                    .findings_by_kind
-                    .entry(f.kind.to_string())
-                    .or_default() += 1;
-            }
-            let names: Vec<&str> = inputs.iter().map(|i| &*i.name).collect();
-            let h = Sha256::digest(names.join("\n").as_bytes());
-            let rel = format!("findings/anomaly/{}.parquet", hex::encode(&h[..8]));
-            let batch = findings::to_batch(&o.findings)?;
-            summary
-                .files
-                .push(parquet::write(&opts.out_dir, &rel, &[batch])?);
-        }
+    let mut anomaly_findings = std::mem::take(&mut ordered.anomaly_findings);
+    if let Some(det) = ordered.anomaly.as_deref_mut() {
+        det.finish(&mut anomaly_findings);
+        summary.anomaly = Some(AnomalyStats {
+            tracked_keys: det.tracked_keys(),
+            state_bytes: det.state_bytes(),
+            evictions: det.evictions(),
+            late: det.late(),
+        });
     }
-    let key_id = engine.detector().key().id().to_string();
-    for (slug, acc) in exposures {
-        let batch = acc.to_record_batch(&key_id)?;
-        let rel = format!("exposure/{slug}/exposure.parquet");
+    summary.files.append(&mut ordered.written);
+    if !anomaly_findings.is_empty() {
+        for f in &anomaly_findings {
+            *summary
+                .stats
+                .findings_by_kind
+                .entry(f.kind.to_string())
+                .or_default() += 1;
+        }
+        let names: Vec<&str> = inputs.iter().map(|i| &*i.name).collect();
+        let h = Sha256::digest(names.join("\n").as_bytes());
+        let rel = format!("findings/anomaly/{}.parquet", hex::encode(&h[..8]));
+        let batch = findings::to_batch(&anomaly_findings)?;
         summary
             .files
             .push(parquet::write(&opts.out_dir, &rel, &[batch])?);
@@ -342,7 +315,7 @@ fn reader(
     inputs: &[Input],
     next_input: &AtomicUsize,
     job_tx: &SyncSender<Job>,
-    msg_tx: &mpsc::Sender<Msg>,
+    msg_tx: &SyncSender<Msg>,
     block_bytes: usize,
     progress: &Progress,
 ) {
@@ -401,7 +374,7 @@ fn reader(
 fn worker(
     engine: &Engine,
     job_rx: &Mutex<Receiver<Job>>,
-    msg_tx: &mpsc::Sender<Msg>,
+    msg_tx: &SyncSender<Msg>,
     out_dir: &Path,
     progress: &Progress,
 ) {
