@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench kafka_drain` uses librdkafka's mock cluster;
 //! `PHIWATCH_BENCH_BROKERS=127.0.0.1:9092 cargo bench --bench kafka_drain` a real
-//! broker. `PHIWATCH_BENCH_RECORDS` sets the record count (default 300000).
+//! broker. `PHIWATCH_BENCH_RECORDS` sets the record count (default 300000);
+//! `PHIWATCH_BENCH_PRODUCE_ONLY=1` only fills a new topic and prints its name
+//! (benches/kafka_rss.sh uses it to measure `phiwatch run` draining a backlog).
 
 use phiwatch::decode::Mode;
 use phiwatch::detect::Detector;
@@ -74,6 +76,17 @@ fn produce(bs: &str, topic: &str, n: usize, lines: &[Vec<u8>]) -> u64 {
     bytes
 }
 
+fn create_topic(bs: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .expect("admin");
+    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    futures_executor::block_on(admin.create_topics([&t], &AdminOptions::new()))
+        .expect("create topic");
+}
+
 fn bare_drain(bs: &str, topic: &str, n: u64) -> Duration {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bs)
@@ -139,21 +152,29 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let mock;
+    let topic = format!("bench-{}", std::process::id());
     let bs = match std::env::var("PHIWATCH_BENCH_BROKERS") {
-        Ok(b) => b,
+        Ok(b) => {
+            create_topic(&b, &topic);
+            b
+        }
         Err(_) => {
             mock = MockCluster::new(1).expect("mock cluster");
-            mock.create_topic("bench", PARTITIONS, 1).expect("topic");
+            mock.create_topic(&topic, PARTITIONS, 1).expect("topic");
             mock.bootstrap_servers()
         }
     };
     let lines = corpus();
-    let bytes = produce(&bs, "bench", n, &lines);
-    eprintln!("produced {n} records");
+    let bytes = produce(&bs, &topic, n, &lines);
+    eprintln!("produced {n} records to {topic}");
+    if std::env::var_os("PHIWATCH_BENCH_PRODUCE_ONLY").is_some() {
+        println!("{topic}");
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let bare = bare_drain(&bs, "bench", n as u64);
+    let bare = bare_drain(&bs, &topic, n as u64);
     eprintln!("bare consumer drained in {bare:?}");
-    let pw = phiwatch_drain(&bs, "bench", n as u64, dir.path());
+    let pw = phiwatch_drain(&bs, &topic, n as u64, dir.path());
     let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
     println!(
         "records={n} bytes={:.1}MB bare={:.0} rec/s phiwatch={:.0} rec/s ratio={:.2}",

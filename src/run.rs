@@ -34,6 +34,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const DEFAULT_ROLL_BYTES: u64 = 128 * 1024 * 1024;
 /// Default roll time: 60 s.
 pub const DEFAULT_ROLL_MS: u64 = 60_000;
+/// Findings and dead letters held in memory across all partitions before the
+/// partitions holding the most roll early (about 40 MiB of rows).
+pub const MAX_HELD_ROWS: usize = 100_000;
 
 /// Errors that stop `run`.
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +285,7 @@ impl Shared {
         roll: Duration,
         all: bool,
     ) -> Result<(), Error> {
-        let due: Vec<(Arc<str>, i32)> = self
+        let mut due: Vec<(Arc<str>, i32)> = self
             .parts
             .iter()
             .filter(|(_, p)| {
@@ -290,6 +293,28 @@ impl Shared {
             })
             .map(|(k, _)| k.clone())
             .collect();
+        // Memory: findings wait in memory until their partition rolls. On a dense
+        // backlog they would pile up long before 128 MiB of input or 60 s, so past
+        // a budget the partitions holding the most roll early.
+        let held = |p: &Part| p.out.findings.len() + p.out.dead_letters.len();
+        let total: usize = self.parts.values().map(held).sum();
+        if !all && total > MAX_HELD_ROWS {
+            let mut by_size: Vec<(usize, (Arc<str>, i32))> = self
+                .parts
+                .iter()
+                .filter(|(k, p)| p.pending && !due.contains(k))
+                .map(|(k, p)| (held(p), k.clone()))
+                .collect();
+            by_size.sort_by(|a, b| b.0.cmp(&a.0));
+            let mut left = total;
+            for (n, key) in by_size {
+                if left <= MAX_HELD_ROWS / 2 {
+                    break;
+                }
+                left -= n;
+                due.push(key);
+            }
+        }
         for key in due {
             self.flush_commit(&key, consumer, metrics)?;
         }

@@ -346,8 +346,33 @@ fn fingerprint(key: &Key, secret: &str) -> String {
     format!("key:{h}")
 }
 
+/// Tokens seen recently on this thread, with the principal they resolved to.
+/// The same API key or JWT comes back on request after request; resolving it is
+/// a base64 and JSON decode or an HMAC, which costs more than the rest of the
+/// event's exposure work. Keyed by (key id, token) through a keyed in-memory
+/// hash; cleared when full.
+const TOKEN_CACHE_CAP: usize = 4096;
+
+thread_local! {
+    static TOKEN_CACHE: std::cell::RefCell<(ahash::RandomState, std::collections::HashMap<u64, String>)> =
+        std::cell::RefCell::new((ahash::RandomState::new(), std::collections::HashMap::new()));
+}
+
 fn token_principal(token: &str, key: &Key) -> String {
-    jwt_sub(token).unwrap_or_else(|| fingerprint(key, token))
+    TOKEN_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let (state, map) = &mut *c;
+        let h = state.hash_one((key.id(), token));
+        if let Some(p) = map.get(&h) {
+            return p.clone();
+        }
+        let p = jwt_sub(token).unwrap_or_else(|| fingerprint(key, token));
+        if map.len() >= TOKEN_CACHE_CAP {
+            map.clear();
+        }
+        map.insert(h, p.clone());
+        p
+    })
 }
 
 /// The `sub` claim of a JWT, decoded without verification.
