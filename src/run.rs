@@ -305,7 +305,7 @@ impl Shared {
                 .filter(|(k, p)| p.pending && !due.contains(k))
                 .map(|(k, p)| (held(p), k.clone()))
                 .collect();
-            by_size.sort_by(|a, b| b.0.cmp(&a.0));
+            by_size.sort_by_key(|e| std::cmp::Reverse(e.0));
             let mut left = total;
             for (n, key) in by_size {
                 if left <= MAX_HELD_ROWS / 2 {
