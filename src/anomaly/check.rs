@@ -81,20 +81,14 @@ impl SequenceReport {
 
 impl fmt::Display for SequenceReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for line in &self.failures {
-            writeln!(f, "FAIL {line}")?;
-        }
-        write!(
+        crate::detect::check::write_summary(
             f,
-            "{} anomaly rules, {} example sequences, {} negative sequences: {}",
-            self.rules,
-            self.examples,
-            self.negative_examples,
-            if self.ok() {
-                String::from("ok")
-            } else {
-                format!("{} failures", self.failures.len())
-            }
+            &self.failures,
+            [
+                (self.rules, "anomaly rules"),
+                (self.examples, "example sequences"),
+                (self.negative_examples, "negative sequences"),
+            ],
         )
     }
 }

@@ -33,21 +33,34 @@ impl CheckReport {
 
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for line in &self.failures {
-            writeln!(f, "FAIL {line}")?;
-        }
-        write!(
+        crate::detect::check::write_summary(
             f,
-            "{} rules, {} examples, {} negative examples: {}",
-            self.rules,
-            self.examples,
-            self.negative_examples,
-            if self.ok() {
-                String::from("ok")
-            } else {
-                format!("{} failures", self.failures.len())
-            }
+            &self.failures,
+            [
+                (self.rules, "rules"),
+                (self.examples, "examples"),
+                (self.negative_examples, "negative examples"),
+            ],
         )
+    }
+}
+
+/// The report text shared by pattern and anomaly rule checks: one `FAIL` line per
+/// failure, then the counts and `ok` or the number of failures.
+pub(crate) fn write_summary(
+    f: &mut fmt::Formatter<'_>,
+    failures: &[String],
+    counts: [(usize, &str); 3],
+) -> fmt::Result {
+    for line in failures {
+        writeln!(f, "FAIL {line}")?;
+    }
+    let [(a, an), (b, bn), (c, cn)] = counts;
+    write!(f, "{a} {an}, {b} {bn}, {c} {cn}: ")?;
+    if failures.is_empty() {
+        write!(f, "ok")
+    } else {
+        write!(f, "{} failures", failures.len())
     }
 }
 
