@@ -250,9 +250,16 @@ impl Engine {
             };
             let before = out.findings.len();
             self.detector.scan(ev, p, format, &mut out.findings);
-            if out.findings[before..].iter().any(|f| f.principal.is_none())
-                && let Some(who) = exposure::principal(ev, key)
+            // Resolved once per event, for the findings, exposure and the anomaly rules.
+            let who = if out.accesses.is_some()
+                || out.findings[before..].iter().any(|f| f.principal.is_none())
+                || (out.exposure.is_some() && exposure::candidate(ev))
             {
+                exposure::principal(ev, key)
+            } else {
+                None
+            };
+            if let Some(who) = &who {
                 for f in &mut out.findings[before..] {
                     if f.principal.is_none() {
                         f.principal = Some(who.clone());
@@ -268,15 +275,16 @@ impl Engine {
                 }
             }
             if let Some(acc) = out.exposure.as_mut() {
-                acc.observe(ev, p, key);
+                acc.observe_as(ev, p, key, who.as_deref());
             }
             if let Some(accesses) = out.accesses.as_mut() {
-                accesses.push(Access::from_event(
+                accesses.push(Access::from_event_as(
                     ev,
                     p,
                     format,
                     &out.findings[before..],
                     key,
+                    who.as_deref(),
                 ));
             }
         }

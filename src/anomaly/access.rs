@@ -93,6 +93,37 @@ pub struct Access {
     pub format: &'static str,
 }
 
+/// Most distinct strings a thread's interner holds before it starts over.
+const INTERN_CAP: usize = 16_384;
+
+thread_local! {
+    /// Per-thread interner for the low-cardinality strings of an access
+    /// (principal, method, route, host): repeats share one allocation, which
+    /// also keeps the reorder buffer small.
+    static INTERNED: std::cell::RefCell<std::collections::HashSet<Arc<str>, ahash::RandomState>> =
+        std::cell::RefCell::new(std::collections::HashSet::default());
+}
+
+thread_local! {
+    /// Scratch buffer for route templates.
+    static ROUTE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// `s` as a shared string, reusing this thread's copy when it has one.
+fn intern(s: &str) -> Arc<str> {
+    INTERNED.with_borrow_mut(|set| {
+        if let Some(a) = set.get(s) {
+            return a.clone();
+        }
+        if set.len() >= INTERN_CAP {
+            set.clear();
+        }
+        let a: Arc<str> = Arc::from(s);
+        set.insert(a.clone());
+        a
+    })
+}
+
 impl Access {
     /// Extract an access from a decoded event and the pattern findings of that event.
     pub fn from_event(
@@ -102,23 +133,40 @@ impl Access {
         findings: &[Finding],
         key: &Key,
     ) -> Access {
+        let who = crate::exposure::principal(ev, key);
+        Access::from_event_as(ev, prov, format, findings, key, who.as_deref())
+    }
+
+    /// [`Access::from_event`] with the event's principal already resolved (by
+    /// [`crate::exposure::principal`]).
+    pub fn from_event_as(
+        ev: &Event,
+        prov: &Provenance,
+        format: Format,
+        findings: &[Finding],
+        key: &Key,
+        who: Option<&str>,
+    ) -> Access {
         let path = path_of(ev);
         let (route, object) = match path {
-            Some(p) if !p.is_empty() => {
-                let (r, o) = template(p);
-                (Some(Arc::from(r)), o)
-            }
+            Some(p) if !p.is_empty() => ROUTE.with_borrow_mut(|r| {
+                let o = template_into(p, r);
+                (Some(intern(r)), o)
+            }),
             _ => (None, None),
         };
         let mut a = Access {
             time: ev.time,
-            principal: crate::exposure::principal(ev, key).map(Arc::from),
+            principal: who.map(intern),
             client_ip: ev.client_ip.as_deref().map(Arc::from),
-            dest_host: ev
-                .dest_host
-                .as_deref()
-                .map(|h| Arc::from(h.to_ascii_lowercase())),
-            method: ev.method.as_deref().map(Arc::from),
+            dest_host: ev.dest_host.as_deref().map(|h| {
+                if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                    intern(&h.to_ascii_lowercase())
+                } else {
+                    intern(h)
+                }
+            }),
+            method: ev.method.as_deref().map(intern),
             route,
             object,
             patients: Vec::new(),
@@ -172,13 +220,15 @@ impl Access {
 
 /// The path of an event, from its path field or its full URL, without the query.
 fn path_of(ev: &Event) -> Option<&str> {
+    let before_query =
+        |p: &str| -> usize { memchr::memchr2(b'?', b'#', p.as_bytes()).unwrap_or(p.len()) };
     if let Some(p) = ev.path.as_deref() {
-        return Some(p.split(['?', '#']).next().unwrap_or(p));
+        return Some(&p[..before_query(p)]);
     }
     let url = ev.url.as_deref()?;
     let rest = url.find("://").map_or(url, |i| &url[i + 3..]);
     let path = rest.find('/').map_or("", |i| &rest[i..]);
-    Some(path.split(['?', '#']).next().unwrap_or(path))
+    Some(&path[..before_query(path)])
 }
 
 /// Whether a path segment is an identifier rather than a fixed route word.
@@ -196,15 +246,23 @@ fn is_id(seg: &str, prev: &str) -> bool {
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
     let version = b.len() <= 4 && (b[0] == b'v' || b[0] == b'V') && digits == b.len() - 1;
     digits == b.len()
-        || seg.contains(['@', '%', '='])
+        || b.iter().any(|c| matches!(c, b'@' | b'%' | b'='))
         || b.len() > 40
         || (digits > 0 && b.len() >= 6 && !version)
         || (digits > 0 && !version && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
 }
 
 /// The route template of a path and the object it addresses.
+#[cfg(test)]
 fn template(path: &str) -> (String, Option<Object>) {
-    let mut out = String::with_capacity(path.len());
+    let mut out = String::new();
+    let object = template_into(path, &mut out);
+    (out, object)
+}
+
+/// Write the route template of a path to `out`; return the object it addresses.
+fn template_into(path: &str, out: &mut String) -> Option<Object> {
+    out.clear();
     let mut object = None;
     let mut prev = "";
     for (i, seg) in path.split('/').enumerate() {
@@ -227,7 +285,7 @@ fn template(path: &str) -> (String, Option<Object>) {
         }
         prev = seg;
     }
-    (out, object)
+    object
 }
 
 /// Patients named by a FHIR path (`Patient/<id>`) or a `patient=` / `subject=`

@@ -125,32 +125,36 @@ impl Default for AnomalyConfig {
     }
 }
 
-/// An access waiting in the reorder buffer, ordered by (time, provenance, arrival).
+/// An access waiting in the reorder buffer, ordered by (time, provenance,
+/// arrival). The ordering key is kept inline (heap moves and comparisons stay
+/// in a few cache lines); the access itself waits in a slot of the detector.
 #[derive(Debug)]
 struct Pending {
     time: i64,
+    source: Arc<str>,
+    line: Option<u64>,
+    kafka_partition: Option<i32>,
+    kafka_offset: Option<i64>,
+    index: u32,
     seq: u64,
-    // Boxed: the heap moves entries on every push and pop; an inline Access is
-    // hundreds of bytes.
-    access: Box<Access>,
+    slot: usize,
 }
 
 impl Pending {
     fn order(&self, o: &Pending) -> Ordering {
-        let (a, b) = (&self.access.prov, &o.access.prov);
         self.time
             .cmp(&o.time)
             .then_with(|| {
-                if Arc::ptr_eq(&a.source, &b.source) {
+                if Arc::ptr_eq(&self.source, &o.source) {
                     Ordering::Equal
                 } else {
-                    a.source.cmp(&b.source)
+                    self.source.cmp(&o.source)
                 }
             })
-            .then_with(|| a.line.cmp(&b.line))
-            .then_with(|| a.kafka_partition.cmp(&b.kafka_partition))
-            .then_with(|| a.kafka_offset.cmp(&b.kafka_offset))
-            .then_with(|| a.index.cmp(&b.index))
+            .then_with(|| self.line.cmp(&o.line))
+            .then_with(|| self.kafka_partition.cmp(&o.kafka_partition))
+            .then_with(|| self.kafka_offset.cmp(&o.kafka_offset))
+            .then_with(|| self.index.cmp(&o.index))
             .then_with(|| self.seq.cmp(&o.seq))
     }
 }
@@ -181,6 +185,9 @@ pub struct Detector {
     cfg: AnomalyConfig,
     state: Bounded<Slot>,
     buffer: BinaryHeap<Reverse<Pending>>,
+    /// Accesses waiting in the buffer, by [`Pending::slot`]; `free` lists empty slots.
+    slots: Vec<Option<Access>>,
+    free: Vec<usize>,
     max_time: Option<i64>,
     start: Option<i64>,
     seq: u64,
@@ -208,6 +215,8 @@ impl Detector {
             cfg: cfg.clone(),
             state: Bounded::new(cfg.max_keys.max(2)),
             buffer: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             max_time: None,
             start: None,
             seq: 0,
@@ -252,11 +261,24 @@ impl Detector {
         }
         self.max_time = Some(self.max_time.map_or(time, |m| m.max(time)));
         self.seq += 1;
-        self.buffer.push(Reverse(Pending {
+        let pending = Pending {
             time,
+            source: a.prov.source.clone(),
+            line: a.prov.line,
+            kafka_partition: a.prov.kafka_partition,
+            kafka_offset: a.prov.kafka_offset,
+            index: a.prov.index,
             seq: self.seq,
-            access: Box::new(a),
-        }));
+            slot: match self.free.pop() {
+                Some(i) => i,
+                None => {
+                    self.slots.push(None);
+                    self.slots.len() - 1
+                }
+            },
+        };
+        self.slots[pending.slot] = Some(a);
+        self.buffer.push(Reverse(pending));
         let w = self.watermark().unwrap_or(i64::MIN);
         while let Some(Reverse(top)) = self.buffer.peek() {
             let over = self.buffer.len() > self.cfg.max_buffered.max(1);
@@ -281,6 +303,10 @@ impl Detector {
     }
 
     fn process(&mut self, p: Pending, out: &mut Vec<Finding>) {
+        let Some(access) = self.slots.get_mut(p.slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(p.slot);
         let start = *self.start.get_or_insert(p.time);
         let mut cx = Ctx {
             state: &mut self.state,
@@ -289,7 +315,7 @@ impl Detector {
             start,
             now: p.time,
         };
-        eval::observe(&self.rules, &p.access, &mut cx);
+        eval::observe(&self.rules, &access, &mut cx);
     }
 
     /// Keys dropped to stay within [`AnomalyConfig::max_keys`].

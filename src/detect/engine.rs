@@ -41,49 +41,96 @@ pub(crate) struct Shape {
     pub upper_token: usize,
     /// Longest run of base64 characters holding both upper- and lower-case letters.
     pub base64_run: usize,
+    /// The text holds `%`, `\\` or `+`: decoding may change it.
+    pub escapes: bool,
 }
+
+// Byte classes for [`Shape::of`].
+const DIGIT: u8 = 1;
+const UPPER: u8 = 2;
+const LOWER: u8 = 4;
+/// Base64 characters other than letters and digits: `+ / - _`.
+const B64: u8 = 8;
+/// Ends an upper-case token but not a digit cluster: space `. ( ) +`.
+const SEP: u8 = 16;
+const DASH: u8 = 32;
+/// `% \\ +`: the text may need decoding.
+const ESC: u8 = 64;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_digit() {
+            DIGIT
+        } else if b.is_ascii_uppercase() {
+            UPPER
+        } else if b.is_ascii_lowercase() {
+            LOWER
+        } else {
+            match b {
+                b'+' => B64 | SEP | ESC,
+                b'/' | b'_' => B64,
+                b'-' => B64 | DASH,
+                b' ' | b'.' | b'(' | b')' => SEP,
+                b'%' | b'\\' => ESC,
+                _ => 0,
+            }
+        };
+        i += 1;
+    }
+    t
+};
 
 impl Shape {
     pub fn of(text: &str) -> Shape {
         let mut s = Shape::default();
         let (mut cluster, mut token, mut letters) = (0usize, 0usize, 0usize);
         let (mut b64, mut upper, mut lower) = (0usize, false, false);
+        let mut esc = 0u8;
         for &b in text.as_bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_') {
+            let c = CLASS[usize::from(b)];
+            esc |= c;
+            if c & (DIGIT | UPPER | LOWER | B64) != 0 {
                 b64 += 1;
-                upper |= b.is_ascii_uppercase();
-                lower |= b.is_ascii_lowercase();
+                upper |= c & UPPER != 0;
+                lower |= c & LOWER != 0;
                 if upper && lower {
                     s.base64_run = s.base64_run.max(b64);
                 }
             } else {
                 (b64, upper, lower) = (0, false, false);
             }
-            match b {
-                b'0'..=b'9' => {
-                    cluster += 1;
-                    token += 1;
-                }
-                b'A'..=b'Z' => {
-                    cluster = 0;
-                    token += 1;
-                    letters += 1;
-                }
-                b'-' => token += 1,
-                b' ' | b'.' | b'(' | b')' | b'+' => (token, letters) = (0, 0),
-                _ => (cluster, token, letters) = (0, 0, 0),
+            if c & DIGIT != 0 {
+                cluster += 1;
+                token += 1;
+                s.digit_cluster = s.digit_cluster.max(cluster);
+            } else if c & UPPER != 0 {
+                cluster = 0;
+                token += 1;
+                letters += 1;
+            } else if c & DASH != 0 {
+                token += 1;
+            } else if c & SEP != 0 {
+                (token, letters) = (0, 0);
+            } else {
+                (cluster, token, letters) = (0, 0, 0);
             }
-            s.digit_cluster = s.digit_cluster.max(cluster);
             if letters >= 3 {
                 s.upper_token = s.upper_token.max(token);
             }
         }
+        s.escapes = esc & ESC != 0;
         s
     }
 
     fn allows(self, rule: &Compiled) -> bool {
-        self.digit_cluster >= rule.min_digit_cluster.max(1)
-            && self.upper_token >= rule.min_upper_token
+        self.allows_gate(rule.min_digit_cluster, rule.min_upper_token)
+    }
+
+    fn allows_gate(self, min_digit_cluster: usize, min_upper_token: usize) -> bool {
+        self.digit_cluster >= min_digit_cluster.max(1) && self.upper_token >= min_upper_token
     }
 }
 
@@ -108,6 +155,9 @@ pub(crate) struct Engine {
     pub rules: Vec<Compiled>,
     prefilter: Option<AhoCorasick>,
     keyword_rules: Vec<Vec<usize>>,
+    /// Distinct (min_digit_cluster, min_upper_token) gates of the rules without
+    /// keywords: a text that passes none of them (and holds no keyword) is skipped.
+    gates: Vec<(usize, usize)>,
 }
 
 /// How far before the window a context word may start.
@@ -230,41 +280,49 @@ impl Engine {
                     })?,
             )
         };
+        let mut gates: Vec<(usize, usize)> = Vec::new();
+        for r in rules
+            .iter()
+            .filter(|r| r.regex.is_some() && !r.has_keywords)
+        {
+            let g = (r.min_digit_cluster, r.min_upper_token);
+            if !gates.contains(&g) {
+                gates.push(g);
+            }
+        }
         Ok(Engine {
             rules,
             prefilter,
             keyword_rules,
+            gates,
         })
     }
 
     /// Whether a named field could yield anything: false only when its value needs
-    /// no decoding (no `%`, `\\` or `+`) and neither it nor the name holds a keyword, a gated shape or a
-    /// base64 candidate. Lets the detector skip building views of plain fields.
+    /// no decoding (no `%`, `\\` or `+`) and neither it nor the name holds a
+    /// keyword, a gated shape or a base64 candidate. Lets the detector skip
+    /// building views of plain fields.
     pub fn worth_scanning(&self, name: &str, value: &str) -> bool {
-        if value.contains(['%', '\\', '+']) {
-            return true;
-        }
-        if let Some(ac) = &self.prefilter
-            && (ac.is_match(value) || ac.is_match(name))
+        let shape = Shape::of(value);
+        if shape.escapes
+            || shape.base64_run >= normalize::BASE64_MIN
+            || self.gates.iter().any(|&(d, u)| shape.allows_gate(d, u))
         {
             return true;
         }
-        let shape = Shape::of(value);
-        shape.base64_run >= normalize::BASE64_MIN
-            || self
-                .rules
-                .iter()
-                .any(|r| r.regex.is_some() && !r.has_keywords && shape.allows(r))
+        self.prefilter
+            .as_ref()
+            .is_some_and(|ac| ac.is_match(value) || (!name.is_empty() && ac.is_match(name)))
     }
 
     /// Mark the rules whose keywords occur in `text`.
-    fn mark(&self, text: &str, marks: &mut [bool]) {
+    fn mark(&self, text: &str, marks: &mut [u64]) {
         // The packed (Teddy) search behind is_match is much faster than the
         // overlapping automaton walk, and most texts hold no keyword at all.
         if let Some(ac) = self.prefilter.as_ref().filter(|ac| ac.is_match(text)) {
             for m in ac.find_overlapping_iter(text) {
                 for &r in &self.keyword_rules[m.pattern().as_usize()] {
-                    marks[r] = true;
+                    marks[r / 64] |= 1 << (r % 64);
                 }
             }
         }
@@ -272,15 +330,24 @@ impl Engine {
 
     /// Scan one view (and the base64 segments inside it), appending hits.
     pub fn scan_view(&self, view: &View, cover_of: Option<&str>, hits: &mut Vec<Hit>) {
-        let mut marks = vec![false; self.rules.len()];
-        self.mark(&view.text, &mut marks);
+        // One bit per rule; on the stack for up to 256 rules.
+        let words = self.rules.len().div_ceil(64);
+        let (mut inline, mut heap) = ([0u64; 4], Vec::new());
+        let marks: &mut [u64] = if words <= inline.len() {
+            &mut inline[..words]
+        } else {
+            heap.resize(words, 0);
+            &mut heap
+        };
+        self.mark(&view.text, marks);
         if let Some(f) = &view.field {
-            self.mark(f, &mut marks);
+            self.mark(f, marks);
         }
         let shape = Shape::of(&view.text);
         for (idx, rule) in self.rules.iter().enumerate() {
             let Some(re) = &rule.regex else { continue };
-            if !(marks[idx] || (!rule.has_keywords && shape.allows(rule))) {
+            let marked = marks[idx / 64] & (1 << (idx % 64)) != 0;
+            if !(marked || (!rule.has_keywords && shape.allows(rule))) {
                 continue;
             }
             for caps in re.captures_iter(&view.text) {

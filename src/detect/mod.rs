@@ -92,7 +92,7 @@ impl Detector {
 
     /// Scan one event; append its findings to `out`.
     pub fn scan(&self, event: &Event, prov: &Provenance, format: Format, out: &mut Vec<Finding>) {
-        let (views, text_method) = views_of(event, format, &self.engine);
+        let (views, text_method, raw_path) = views_of(event, format, &self.engine);
         let mut hits = Vec::new();
         for v in &views {
             self.engine.scan_view(v, None, &mut hits);
@@ -103,9 +103,8 @@ impl Detector {
         let hits = self.dedup(hits);
         let method = event.method.clone().or(text_method);
         let derived = self.derive(&hits, method.as_deref());
-        let path_view = views.iter().find(|v| v.location == "url.path");
-        let url_path = path_view.map(|v| {
-            let mut p = v.text.clone();
+        let url_path = raw_path.map(|raw| {
+            let mut p = View::field(raw, String::new(), None).text;
             for h in hits.iter().filter(|h| h.location == "url.path") {
                 let kind = &self.engine.rules[h.rule].kind;
                 p = p.replace(&h.cover, &mask::mask(kind, &h.value));
@@ -267,25 +266,35 @@ impl Detector {
     }
 }
 
-/// The views of every text-bearing field of an event, and the HTTP method found in
-/// a plain text line.
-fn views_of(event: &Event, format: Format, engine: &Engine) -> (Vec<View>, Option<String>) {
+/// The views of every text-bearing field of an event worth scanning, the HTTP
+/// method found in a plain text line, and the raw URL path (its view is built
+/// for `url_path` only when the event has findings).
+fn views_of<'e>(
+    event: &'e Event,
+    format: Format,
+    engine: &Engine,
+) -> (Vec<View>, Option<String>, Option<&'e str>) {
     let mut views = Vec::new();
     let mut method = None;
-    // The path view is always built: `url_path` is made from it.
-    let url_views = |path: &str, query: Option<&str>, views: &mut Vec<View>| {
+    let mut url_path = None;
+    let mut url_views = |path: &'e str, query: Option<&str>, views: &mut Vec<View>| {
         if !path.is_empty() {
-            views.push(View::field(path, "url.path".into(), None));
+            url_path.get_or_insert(path);
+            if engine.worth_scanning("", path) {
+                views.push(View::field(path, "url.path".into(), None));
+            }
         }
         if let Some(q) = query.filter(|q| !q.is_empty() && engine.worth_scanning("", q)) {
             views.push(View::query(q, "url.query".into()));
         }
     };
-    let push_named = |name: &str, value: &str, location: String, views: &mut Vec<View>| {
-        if engine.worth_scanning(name, value) {
-            views.push(named(name, value, location));
-        }
-    };
+    // The location string is only built for a field worth scanning.
+    let push_named =
+        |name: &str, value: &str, location: &dyn Fn() -> String, views: &mut Vec<View>| {
+            if engine.worth_scanning(name, value) {
+                views.push(named(name, value, location()));
+            }
+        };
     match (&event.path, &event.query, &event.url) {
         (None, None, Some(url)) => {
             let (p, q) = normalize::split_target(url);
@@ -296,10 +305,15 @@ fn views_of(event: &Event, format: Format, engine: &Engine) -> (Vec<View>, Optio
     // Named fields are scanned as `name: value`, so rules keyed on a field name
     // (`x-api-key:`, `ssn:`) work the same on headers, JSON fields and text lines.
     for (name, value) in &event.headers {
-        push_named(name, value, format!("header:{name}"), &mut views);
+        push_named(name, value, &|| format!("header:{name}"), &mut views);
     }
     for (name, value) in &event.response_headers {
-        push_named(name, value, format!("response_header:{name}"), &mut views);
+        push_named(
+            name,
+            value,
+            &|| format!("response_header:{name}"),
+            &mut views,
+        );
     }
     if let Some(url) = &event.url {
         let authority = &url[..normalize::path_start(url)];
@@ -308,10 +322,10 @@ fn views_of(event: &Event, format: Format, engine: &Engine) -> (Vec<View>, Optio
         }
     }
     if let Some(ua) = &event.user_agent {
-        push_named("user-agent", ua, "header:user-agent".into(), &mut views);
+        push_named("user-agent", ua, &|| "header:user-agent".into(), &mut views);
     }
     if let Some(p) = &event.principal {
-        push_named("principal", p, "principal".into(), &mut views);
+        push_named("principal", p, &|| "principal".into(), &mut views);
     }
     if let Some(b) = event
         .body
@@ -338,10 +352,10 @@ fn views_of(event: &Event, format: Format, engine: &Engine) -> (Vec<View>, Optio
             }
         } else {
             let field = name.rsplit(['.', '/']).next().unwrap_or(name);
-            push_named(field, value, format!("extra:{name}"), &mut views);
+            push_named(field, value, &|| format!("extra:{name}"), &mut views);
         }
     }
-    (views, method)
+    (views, method, url_path)
 }
 
 /// A view of a named field, scanned as `name: value`.

@@ -227,3 +227,56 @@ fn detector_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Detector>();
 }
+
+/// Text pieces that trip the gates: digits with separators, upper-case tokens,
+/// base64, escapes, keywords, plus ordinary log text.
+fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "[0-9]{1,12}",
+        "[0-9]{3}-[0-9]{2}-[0-9]{4}",
+        "\\([2-9][0-9]{2}\\) [2-9][0-9]{2}-[0-9]{4}",
+        "[A-Z0-9-]{3,14}",
+        "[A-Za-z0-9+/]{8,24}={0,2}",
+        "[a-z]{1,8}",
+        "[ .()+/_=&:;%\\\\-]{1,3}",
+        Just("ssn=".to_string()),
+        Just("Bearer ".to_string()),
+        Just("npi".to_string()),
+        Just("dob:".to_string()),
+        Just("%40".to_string()),
+        Just("eyJ".to_string()),
+        Just("Patient/".to_string()),
+        Just("AKIA".to_string()),
+    ]
+}
+
+proptest::proptest! {
+    /// Skipping a field that is not worth scanning never loses a hit: its views
+    /// (plain, query, named) yield nothing.
+    #[test]
+    fn fields_not_worth_scanning_have_no_hits(
+        parts in proptest::collection::vec(piece(), 1..8),
+        name in proptest::sample::select(vec!["", "user-agent", "x-request-id", "host", "ssn", "authorization", "x-api-key", "note"]),
+    ) {
+        static DET: std::sync::LazyLock<Detector> = std::sync::LazyLock::new(detector);
+        let det = &*DET;
+        let value = parts.concat();
+        if !det.engine.worth_scanning(name, &value) {
+            let views = if name.is_empty() {
+                vec![
+                    View::field(&value, "url.path".into(), None),
+                    View::query(&value, "url.query".into()),
+                    View::field(&value, "body".into(), None),
+                ]
+            } else {
+                vec![named(name, &value, format!("header:{name}"))]
+            };
+            for v in &views {
+                let mut hits = Vec::new();
+                det.engine.scan_view(v, None, &mut hits);
+                proptest::prop_assert!(hits.is_empty(), "{} hits in a skipped {}", hits.len(), v.location);
+            }
+        }
+    }
+}

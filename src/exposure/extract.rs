@@ -329,10 +329,17 @@ pub fn principal(event: &Event, key: &Key) -> Option<String> {
         let Some((name, value)) = pair.split_once('=') else {
             continue;
         };
-        if matches!(
-            name.to_ascii_lowercase().as_str(),
-            "api_key" | "apikey" | "api-key" | "key" | "access_token" | "token"
-        ) && !value.is_empty()
+        if [
+            "api_key",
+            "apikey",
+            "api-key",
+            "key",
+            "access_token",
+            "token",
+        ]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+            && !value.is_empty()
         {
             return Some(token_principal(&form_decode(value), key));
         }

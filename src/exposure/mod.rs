@@ -15,6 +15,7 @@ mod fhir;
 
 pub use columns::{ExposureRow, read_batch, schema};
 pub use distinct::{Estimate, UnionCounter};
+pub(crate) use extract::candidate;
 pub use extract::{identifier_hash, patient_hash, principal, record_hash};
 
 use crate::event::{Event, Provenance};
@@ -107,21 +108,29 @@ impl Accumulator {
     /// FHIR are skipped by a cheap check before anything is allocated. Events
     /// without a time fall in the window starting at the Unix epoch.
     pub fn observe(&mut self, event: &Event, prov: &Provenance, key: &Key) {
+        if extract::candidate(event) {
+            self.observe_as(event, prov, key, principal(event, key).as_deref());
+        }
+    }
+
+    /// [`Accumulator::observe`] with the event's principal already resolved
+    /// (by [`principal`]), so a caller that needs it too resolves it once.
+    pub fn observe_as(&mut self, event: &Event, prov: &Provenance, key: &Key, who: Option<&str>) {
         if !extract::candidate(event) {
             return;
         }
         let mut access = std::mem::take(&mut self.scratch);
         if extract::extract(event, &self.paths, key, &mut access) {
-            self.add(event, prov, key, &access);
+            self.add(event, prov, &access, who);
         }
         self.scratch = access;
     }
 
-    fn add(&mut self, event: &Event, prov: &Provenance, key: &Key, access: &Access) {
+    fn add(&mut self, event: &Event, prov: &Provenance, access: &Access, who: Option<&str>) {
         let time = event.time;
         let t = time.unwrap_or(0);
         let rk = RowKey {
-            principal: principal(event, key),
+            principal: who.map(str::to_owned),
             client_ip: event.client_ip.clone(),
             source: prov.source.clone(),
             window_start: t - t.rem_euclid(self.window_us),
