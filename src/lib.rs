@@ -23,3 +23,4 @@ pub mod run;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
+mod text;

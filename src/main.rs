@@ -1,6 +1,9 @@
 //! The `phiwatch` command line. The only place that turns errors into text for
 //! humans; everything else is in the library.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use phiwatch::config::Config;

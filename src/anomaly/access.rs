@@ -6,6 +6,7 @@ use crate::decode::Format;
 use crate::event::{Event, Provenance};
 use crate::finding::{Category, Finding};
 use crate::redact::Key;
+use crate::text::SplitByte;
 use std::sync::Arc;
 
 /// Request header locations whose credential is the request's own credential
@@ -265,7 +266,7 @@ fn template_into(path: &str, out: &mut String) -> Option<Object> {
     out.clear();
     let mut object = None;
     let mut prev = "";
-    for (i, seg) in path.split('/').enumerate() {
+    for (i, seg) in path.split_b(b'/').enumerate() {
         if i > 0 {
             out.push('/');
         }
@@ -292,14 +293,14 @@ fn template_into(path: &str, out: &mut String) -> Option<Object> {
 /// parameter, hashed like the exposure counts.
 fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
     let mut prev = "";
-    for seg in path.split('/') {
+    for seg in path.split_b(b'/') {
         if prev == "Patient" && is_fhir_id(seg) {
             out.push(crate::exposure::patient_hash(key, seg));
         }
         prev = seg;
     }
-    for pair in query.unwrap_or("").split('&') {
-        let Some((name, value)) = pair.split_once('=') else {
+    for pair in query.unwrap_or("").split_b(b'&') {
+        let Some((name, value)) = pair.split_once_b(b'=') else {
             continue;
         };
         if !matches!(
@@ -309,7 +310,7 @@ fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
             continue;
         }
         let value = value.strip_prefix("Patient%2F").unwrap_or(value);
-        let id = value.rsplit('/').next().unwrap_or(value);
+        let id = value.rsplit_once_b(b'/').map_or(value, |(_, id)| id);
         if is_fhir_id(id) && !out.contains(&crate::exposure::patient_hash(key, id)) {
             out.push(crate::exposure::patient_hash(key, id));
         }

@@ -8,6 +8,7 @@
 
 use super::{FileState, Format};
 use super::{nginx, vpc_flow};
+use crate::text::SplitByte;
 
 /// Record keys that identify a format.
 mod key {
@@ -159,13 +160,13 @@ fn json_format(b: &[u8]) -> Format {
 
 /// Squid native: `secs.millis elapsed client action/code ...`.
 fn is_squid(line: &str) -> bool {
-    let mut it = line.split(' ').filter(|t| !t.is_empty());
+    let mut it = line.split_b(b' ').filter(|t| !t.is_empty());
     let (Some(time), Some(elapsed), Some(_client), Some(code)) =
         (it.next(), it.next(), it.next(), it.next())
     else {
         return false;
     };
-    let time_ok = time.split_once('.').is_some_and(|(s, ms)| {
+    let time_ok = time.split_once_b(b'.').is_some_and(|(s, ms)| {
         !s.is_empty()
             && !ms.is_empty()
             && s.bytes().all(|b| b.is_ascii_digit())
@@ -173,7 +174,7 @@ fn is_squid(line: &str) -> bool {
     });
     time_ok
         && elapsed.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-        && code.split_once('/').is_some_and(|(a, _)| {
+        && code.split_once_b(b'/').is_some_and(|(a, _)| {
             !a.is_empty() && a.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
         })
 }

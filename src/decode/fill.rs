@@ -3,6 +3,7 @@
 use super::json::Scalar;
 use super::util::{non_dash, parse_url, split_host_port, split_target};
 use crate::event::Event;
+use crate::text::SplitByte;
 
 /// Set `slot` from a text value unless it is already set (first value wins).
 pub(crate) fn set(slot: &mut Option<String>, value: Option<&str>) {
@@ -96,7 +97,7 @@ pub(crate) fn set_dest_addr(ev: &mut Event, addr: &str) {
 /// Parse `METHOD target PROTOCOL` (the HTTP request line as access logs write it).
 /// Returns false when the line does not have that shape.
 pub(crate) fn set_request_line(ev: &mut Event, line: &str) -> bool {
-    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let mut parts = line.split_b(b' ').filter(|p| !p.is_empty());
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return false;
     };

@@ -16,6 +16,7 @@ use super::fill;
 use super::json::{self, Scalar, Sink};
 use super::util::Unit;
 use crate::event::Event;
+use crate::text::SplitByte;
 
 /// Top-level keys Kong itself writes; string values under any other key go to `extra`.
 const KNOWN_TOP: [&str; 15] = [
@@ -88,7 +89,7 @@ impl<'de> Sink<'de> for KongSink<'_> {
             _ => {
                 // Fields added by `custom_fields_by_lua` (or a record that only
                 // looks like Kong) are still scanned.
-                let top = path.split('.').next().unwrap_or(path);
+                let top = path.split_b(b'.').next().unwrap_or(path);
                 if !KNOWN_TOP.contains(&top) {
                     fill::push_extra(ev, path, &v);
                 }

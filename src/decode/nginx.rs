@@ -12,6 +12,7 @@ use super::Error;
 use super::fill;
 use super::util::{Fields, non_dash, split_host_port, text_to_micros};
 use crate::event::Event;
+use crate::text::SplitByte;
 
 const NAME: &str = "nginx";
 
@@ -51,13 +52,16 @@ pub(super) fn looks_like(line: &str) -> bool {
     let Some(open) = time_bracket(line) else {
         return false;
     };
-    let before = line[..open].split(' ').filter(|t| !t.is_empty()).count();
+    let before = line[..open].split_b(b' ').filter(|t| !t.is_empty()).count();
     matches!(before, 3 | 4) && line[open..].contains("] \"")
 }
 
 fn decode_line(line: &str) -> Result<Event, Error> {
     let open = time_bracket(line).ok_or_else(|| invalid("missing [time]"))?;
-    let head: Vec<&str> = line[..open].split(' ').filter(|t| !t.is_empty()).collect();
+    let head: Vec<&str> = line[..open]
+        .split_b(b' ')
+        .filter(|t| !t.is_empty())
+        .collect();
     let (vhost, addr, user) = match head.as_slice() {
         [addr, _ident, user] => (None, *addr, *user),
         [vhost, addr, _ident, user] => (Some(*vhost), *addr, *user),

@@ -2,6 +2,7 @@
 //! and a tokenizer for space-separated text logs with `"quoted"` and `[bracketed]`
 //! fields.
 
+use crate::text::SplitByte;
 use chrono::{DateTime, NaiveDateTime};
 
 /// Microseconds in one second.
@@ -86,7 +87,7 @@ pub(crate) fn decimal_to_micros(s: &str, unit: Unit) -> Option<i64> {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    let (int_part, frac_part) = body.split_once_b(b'.').unwrap_or((body, ""));
     if int_part.is_empty()
         || !int_part.bytes().all(|b| b.is_ascii_digit())
         || !frac_part.bytes().all(|b| b.is_ascii_digit())
@@ -146,7 +147,7 @@ pub(crate) fn text_to_micros(s: &str) -> Option<i64> {
         return None;
     }
     // ctime: the weekday is redundant, so a wrong one is not a reason to lose the time.
-    let (_weekday, rest) = s.split_once(' ')?;
+    let (_weekday, rest) = s.split_once_b(b' ')?;
     NaiveDateTime::parse_from_str(rest.trim_start(), "%b %e %H:%M:%S %Y")
         .ok()
         .map(|dt| dt.and_utc().timestamp_micros())
@@ -190,7 +191,7 @@ pub(crate) fn secs_to_ms(secs: f64) -> f64 {
 /// Split a request target into path and query at the first `?`. An empty query
 /// is `None`.
 pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
+    match target.split_once_b(b'?') {
         Some((p, q)) => (p, (!q.is_empty()).then_some(q)),
         None => (target, None),
     }
@@ -221,10 +222,10 @@ pub(crate) fn parse_url(url: &str) -> Option<UrlParts<'_>> {
     }
     let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..auth_end];
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let authority = authority.rsplit_once_b(b'@').map_or(authority, |(_, h)| h);
     let (host, port) = split_host_port(authority);
     let target = &rest[auth_end..];
-    let target = target.split_once('#').map_or(target, |(t, _)| t);
+    let target = target.split_once_b(b'#').map_or(target, |(t, _)| t);
     let (path, query) = split_target(target);
     Some(UrlParts {
         host: (!host.is_empty()).then_some(host),
@@ -237,13 +238,13 @@ pub(crate) fn parse_url(url: &str) -> Option<UrlParts<'_>> {
 /// Split `host:port`, `[v6]:port`, `[v6]`, `host` or a bare IPv6 address.
 pub(crate) fn split_host_port(s: &str) -> (&str, Option<u16>) {
     if let Some(rest) = s.strip_prefix('[') {
-        if let Some((host, tail)) = rest.split_once(']') {
+        if let Some((host, tail)) = rest.split_once_b(b']') {
             let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
             return (host, port);
         }
         return (s, None);
     }
-    match s.rsplit_once(':') {
+    match s.rsplit_once_b(b':') {
         Some((host, port)) if !host.contains(':') => match port.parse() {
             Ok(p) => (host, Some(p)),
             Err(_) => (s, None),

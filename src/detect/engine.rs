@@ -158,7 +158,34 @@ pub(crate) struct Engine {
     /// Distinct (min_digit_cluster, min_upper_token) gates of the rules without
     /// keywords: a text that passes none of them (and holds no keyword) is skipped.
     gates: Vec<(usize, usize)>,
+    /// Distinguishes engines in the per-thread [`WORTH_CACHE`].
+    id: u64,
 }
+
+/// Values shorter than this are checked directly; longer ones go through the
+/// per-thread cache (user agents, hosts and paths repeat line after line).
+const CACHE_MIN: usize = 16;
+/// Values longer than this are checked directly.
+const CACHE_MAX: usize = 512;
+const CACHE_SLOTS: usize = 1024;
+
+/// A remembered [`Engine::worth_scanning`] answer.
+#[derive(Default)]
+struct Remembered {
+    engine: u64,
+    hash: u64,
+    name: String,
+    value: String,
+    worth: bool,
+}
+
+thread_local! {
+    /// Direct-mapped cache of recent answers, with the seed of its hash.
+    static WORTH_CACHE: std::cell::RefCell<(ahash::RandomState, Vec<Remembered>)> =
+        std::cell::RefCell::new((ahash::RandomState::new(), Vec::new()));
+}
+
+static NEXT_ENGINE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// How far before the window a context word may start.
 const WORD_MAX: usize = 32;
@@ -295,6 +322,7 @@ impl Engine {
             prefilter,
             keyword_rules,
             gates,
+            id: NEXT_ENGINE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -303,6 +331,35 @@ impl Engine {
     /// keyword, a gated shape or a base64 candidate. Lets the detector skip
     /// building views of plain fields.
     pub fn worth_scanning(&self, name: &str, value: &str) -> bool {
+        if !(CACHE_MIN..=CACHE_MAX).contains(&value.len()) {
+            return self.worth_scanning_now(name, value);
+        }
+        WORTH_CACHE.with_borrow_mut(|(seed, slots)| {
+            if slots.is_empty() {
+                slots.resize_with(CACHE_SLOTS, Remembered::default);
+            }
+            let hash = seed.hash_one((self.id, name, value));
+            let slot = &mut slots[(hash as usize) % CACHE_SLOTS];
+            if slot.hash == hash
+                && slot.engine == self.id
+                && slot.name == name
+                && slot.value == value
+            {
+                return slot.worth;
+            }
+            let worth = self.worth_scanning_now(name, value);
+            slot.engine = self.id;
+            slot.hash = hash;
+            slot.name.clear();
+            slot.name.push_str(name);
+            slot.value.clear();
+            slot.value.push_str(value);
+            slot.worth = worth;
+            worth
+        })
+    }
+
+    fn worth_scanning_now(&self, name: &str, value: &str) -> bool {
         let shape = Shape::of(value);
         if shape.escapes
             || shape.base64_run >= normalize::BASE64_MIN

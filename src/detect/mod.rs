@@ -321,7 +321,13 @@ fn views_of<'e>(
             views.push(View::field(authority, "url".into(), None));
         }
     }
-    if let Some(ua) = &event.user_agent {
+    // Most formats that log headers also fill `user_agent` from the header:
+    // scan that text once.
+    if let Some(ua) = event
+        .user_agent
+        .as_deref()
+        .filter(|ua| event.header("user-agent") != Some(*ua))
+    {
         push_named("user-agent", ua, &|| "header:user-agent".into(), &mut views);
     }
     if let Some(p) = &event.principal {

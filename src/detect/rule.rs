@@ -268,6 +268,16 @@ pub fn id_is_well_formed(id: &str) -> bool {
 
 /// Static checks of one rule (everything but running its examples).
 pub fn lint(file: &str, r: &RuleSpec) -> Result<(), Error> {
+    lint_spec(file, r)?;
+    if let (Some(p), None) = (&r.pattern, &r.derive) {
+        regex::Regex::new(p).map_err(|e| invalid(file, r.id.as_str(), format!("pattern: {e}")))?;
+    }
+    Ok(())
+}
+
+/// [`lint`] without compiling the pattern (for callers that compile it next and
+/// report a bad one the same way).
+fn lint_spec(file: &str, r: &RuleSpec) -> Result<(), Error> {
     let id = r.id.as_str();
     if !id_is_well_formed(id) {
         return Err(invalid(
@@ -285,10 +295,7 @@ pub fn lint(file: &str, r: &RuleSpec) -> Result<(), Error> {
     match (&r.pattern, &r.derive) {
         (Some(_), Some(_)) => return Err(invalid(file, id, "pattern and derive are exclusive")),
         (None, None) => return Err(invalid(file, id, "a rule needs a pattern or derive")),
-        (Some(p), None) => {
-            regex::Regex::new(p).map_err(|e| invalid(file, id, format!("pattern: {e}")))?;
-        }
-        (None, Some(_)) => {}
+        (Some(_), None) | (None, Some(_)) => {}
     }
     if r.keywords.iter().any(|k| k.is_empty() || !k.is_ascii()) {
         return Err(invalid(file, id, "keywords must be non-empty ASCII"));
@@ -390,14 +397,16 @@ pub fn from_dir(dir: &Path) -> Result<Vec<LoadedRule>, Error> {
     Ok(rules)
 }
 
-/// Built-in rules, then those of `extra` (adding, or replacing by id); all linted.
+/// Built-in rules, then those of `extra` (adding, or replacing by id); all linted
+/// except for compiling patterns, which the detector does next (a bad pattern
+/// is the same error, naming file and id, from there).
 pub fn load_all(extra: Option<&Path>) -> Result<Vec<LoadedRule>, Error> {
     let mut rules = builtin()?;
     if let Some(dir) = extra {
         merge(&mut rules, from_dir(dir)?, true)?;
     }
     for r in &rules {
-        lint(&r.file, &r.spec)?;
+        lint_spec(&r.file, &r.spec)?;
     }
     Ok(rules)
 }

@@ -15,6 +15,7 @@
 use super::fhir::{ResourceKind, is_fhir_id, resource_kind};
 use crate::event::Event;
 use crate::redact::Key;
+use crate::text::SplitByte;
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use std::borrow::Cow;
@@ -69,7 +70,7 @@ impl Paths {
             if let Some(rest) = path.strip_prefix(base.as_str())
                 && let Some(rest) = rest.strip_prefix('/')
             {
-                let first = rest.split('/').next().unwrap_or("");
+                let first = rest.split_b(b'/').next().unwrap_or("");
                 if resource_kind(first).is_some() {
                     return Some(rest);
                 }
@@ -79,7 +80,7 @@ impl Paths {
             return None;
         }
         let mut offset = 0;
-        for seg in path.split('/') {
+        for seg in path.split_b(b'/') {
             if resource_kind(seg).is_some() {
                 return Some(&path[offset..]);
             }
@@ -136,11 +137,11 @@ fn path_and_query(event: &Event) -> (Option<&str>, Option<&str>) {
     };
     let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
     let path_start = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
-    let (path, query) = match path_start.split_once('?') {
+    let (path, query) = match path_start.split_once_b(b'?') {
         Some((p, q)) => (p, Some(q)),
         None => (path_start, None),
     };
-    let path = path.split('#').next().unwrap_or(path);
+    let path = path.split_b(b'#').next().unwrap_or(path);
     (Some(path), query.or(event.query.as_deref()))
 }
 
@@ -172,7 +173,7 @@ pub(crate) fn extract(event: &Event, paths: &Paths, key: &Key, out: &mut Access)
 
 /// The resource-type segment and what follows it. Returns the resource type.
 fn from_path(rest: &str, key: &Key, out: &mut Access) -> Option<&'static str> {
-    let mut segs = rest.split('/').filter(|s| !s.is_empty());
+    let mut segs = rest.split_b(b'/').filter(|s| !s.is_empty());
     let kind = resource_kind(segs.next()?)?;
     let ResourceKind::PatientData(rtype) = kind else {
         return None;
@@ -201,17 +202,17 @@ fn form_decode(s: &str) -> Cow<'_, str> {
 
 /// Search parameters that name patients.
 fn from_query(query: &str, rtype: Option<&'static str>, key: &Key, out: &mut Access) {
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for pair in query.split_b(b'&') {
+        let (name, value) = pair.split_once_b(b'=').unwrap_or((pair, ""));
         if value.is_empty() {
             continue;
         }
         let name = form_decode(name);
-        let (base, chain) = match name.split_once('.') {
+        let (base, chain) = match name.split_once_b(b'.') {
             Some((b, c)) => (b, Some(c)),
             None => (name.as_ref(), None),
         };
-        let (base, modifier) = match base.split_once(':') {
+        let (base, modifier) = match base.split_once_b(b':') {
             Some((b, m)) => (b, Some(m)),
             None => (base, None),
         };
@@ -227,7 +228,7 @@ fn from_query(query: &str, rtype: Option<&'static str>, key: &Key, out: &mut Acc
             _ => continue,
         };
         let value = form_decode(value);
-        for v in value.split(',') {
+        for v in value.split_b(b',') {
             let v = v.trim();
             match target {
                 Target::Reference => reference(v, key, out),
@@ -237,7 +238,7 @@ fn from_query(query: &str, rtype: Option<&'static str>, key: &Key, out: &mut Acc
                     }
                 }
                 Target::Identifier => {
-                    let ident = v.rsplit_once('|').map_or(v, |(_, val)| val);
+                    let ident = v.rsplit_once_b(b'|').map_or(v, |(_, val)| val);
                     if !ident.is_empty() {
                         out.patients.push(identifier_hash(key, ident));
                     }
@@ -257,7 +258,7 @@ enum Target {
 /// `Patient/<id>`, an absolute URL ending in it, or a bare id.
 fn reference(v: &str, key: &Key, out: &mut Access) {
     let id = match v.rfind("Patient/") {
-        Some(i) => v[i + 8..].split('/').next().unwrap_or(""),
+        Some(i) => v[i + 8..].split_b(b'/').next().unwrap_or(""),
         None if v.contains('/') => return,
         None => v,
     };
@@ -281,8 +282,8 @@ fn from_hl7(body: &str, key: &Key, out: &mut Access) {
         let Some(pid3) = fields[sep.len_utf8()..].split(sep).nth(2) else {
             continue;
         };
-        for rep in pid3.split('~') {
-            let id = rep.split('^').next().unwrap_or("").trim();
+        for rep in pid3.split_b(b'~') {
+            let id = rep.split_b(b'^').next().unwrap_or("").trim();
             if !id.is_empty() {
                 out.patients.push(identifier_hash(key, id));
             }
@@ -304,7 +305,7 @@ pub fn principal(event: &Event, key: &Key) -> Option<String> {
         match name.as_str() {
             "authorization" | "proxy-authorization" => {
                 let v = value.trim();
-                let (scheme, cred) = v.split_once(' ').unwrap_or(("", v));
+                let (scheme, cred) = v.split_once_b(b' ').unwrap_or(("", v));
                 let cred = cred.trim();
                 if cred.is_empty() {
                     continue;
@@ -325,8 +326,8 @@ pub fn principal(event: &Event, key: &Key) -> Option<String> {
         }
     }
     let (_, query) = path_and_query(event);
-    for pair in query?.split('&') {
-        let Some((name, value)) = pair.split_once('=') else {
+    for pair in query?.split_b(b'&') {
+        let Some((name, value)) = pair.split_once_b(b'=') else {
             continue;
         };
         if [
@@ -384,7 +385,7 @@ fn token_principal(token: &str, key: &Key) -> String {
 
 /// The `sub` claim of a JWT, decoded without verification.
 fn jwt_sub(token: &str) -> Option<String> {
-    let mut parts = token.split('.');
+    let mut parts = token.split_b(b'.');
     let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
@@ -400,6 +401,6 @@ fn basic_user(cred: &str) -> Option<String> {
         .decode(cred)
         .ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    let user = text.split_once(':')?.0;
+    let user = text.split_once_b(b':')?.0;
     (!user.is_empty()).then(|| user.to_string())
 }

@@ -199,25 +199,43 @@ pub fn replay(
     let mut input_errors: Vec<(Arc<str>, DeadLetter)> = Vec::new();
 
     std::thread::scope(|s| {
-        for _ in 0..threads {
+        // Named threads (`top -H`, profilers): work-N decode and detect, read-N
+        // cut inputs into blocks; this thread applies results in order.
+        let mut spawned = Ok(());
+        for n in 0..threads {
             let msg_tx = msg_tx.clone();
             let job_rx = &job_rx;
-            s.spawn(move || worker(engine, job_rx, &msg_tx, &opts.out_dir, progress));
+            let t = std::thread::Builder::new()
+                .name(format!("work-{n}"))
+                .spawn_scoped(s, move || {
+                    worker(engine, job_rx, &msg_tx, &opts.out_dir, progress)
+                });
+            spawned = spawned.and(t.map(drop));
         }
-        for _ in 0..readers {
+        // Without every worker there is nothing to read for: readers would wait.
+        for n in 0..if spawned.is_ok() { readers } else { 0 } {
             let msg_tx = msg_tx.clone();
             let job_tx = job_tx.clone();
             let next_input = &next_input;
-            s.spawn(move || {
-                reader(
-                    engine,
-                    inputs,
-                    next_input,
-                    &job_tx,
-                    &msg_tx,
-                    opts.block_bytes,
-                    progress,
-                )
+            let t = std::thread::Builder::new()
+                .name(format!("read-{n}"))
+                .spawn_scoped(s, move || {
+                    reader(
+                        engine,
+                        inputs,
+                        next_input,
+                        &job_tx,
+                        &msg_tx,
+                        opts.block_bytes,
+                        progress,
+                    )
+                });
+            spawned = spawned.and(t.map(drop));
+        }
+        if let Err(source) = spawned {
+            first_error.get_or_insert(Error::Io {
+                path: opts.out_dir.clone(),
+                source,
             });
         }
         drop(job_tx);

@@ -1,0 +1,78 @@
+//! Splitting on one ASCII byte. `str::split(char)` searches with a general
+//! character searcher whose set-up costs more than the search itself on the
+//! short pieces of a log record (path segments, query pairs, fields); these
+//! scan bytes directly. Splitting at an ASCII byte always lands on a character
+//! boundary.
+
+/// Split helpers on one ASCII separator byte.
+pub(crate) trait SplitByte {
+    /// Like `str::split(sep)`.
+    fn split_b(&self, sep: u8) -> SplitB<'_>;
+    /// Like `str::split_once(sep)`.
+    fn split_once_b(&self, sep: u8) -> Option<(&str, &str)>;
+    /// Like `str::rsplit_once(sep)`.
+    fn rsplit_once_b(&self, sep: u8) -> Option<(&str, &str)>;
+}
+
+impl SplitByte for str {
+    fn split_b(&self, sep: u8) -> SplitB<'_> {
+        debug_assert!(sep.is_ascii());
+        SplitB {
+            rest: Some(self),
+            sep,
+        }
+    }
+
+    fn split_once_b(&self, sep: u8) -> Option<(&str, &str)> {
+        debug_assert!(sep.is_ascii());
+        let i = self.bytes().position(|b| b == sep)?;
+        Some((&self[..i], &self[i + 1..]))
+    }
+
+    fn rsplit_once_b(&self, sep: u8) -> Option<(&str, &str)> {
+        debug_assert!(sep.is_ascii());
+        let i = self.bytes().rposition(|b| b == sep)?;
+        Some((&self[..i], &self[i + 1..]))
+    }
+}
+
+/// Iterator of [`SplitByte::split_b`].
+#[derive(Debug, Clone)]
+pub(crate) struct SplitB<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for SplitB<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match s.bytes().position(|b| b == self.sep) {
+            Some(i) => {
+                self.rest = Some(&s[i + 1..]);
+                Some(&s[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn same_as_std(s in "[a/=&. é]{0,24}", sep in proptest::sample::select(vec![b'/', b'=', b'&', b'.', b' '])) {
+            let c = char::from(sep);
+            prop_assert_eq!(s.split_b(sep).collect::<Vec<_>>(), s.split(c).collect::<Vec<_>>());
+            prop_assert_eq!(s.split_once_b(sep), s.split_once(c));
+            prop_assert_eq!(s.rsplit_once_b(sep), s.rsplit_once(c));
+        }
+    }
+}
