@@ -212,15 +212,19 @@ pub(crate) struct UrlParts<'a> {
 
 /// Parse an absolute URL; `None` if `url` has no `scheme://`.
 pub(crate) fn parse_url(url: &str) -> Option<UrlParts<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme.is_empty()
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-    {
+    // The scheme is the leading run of scheme characters, and `://` must follow
+    // it (the same as splitting at the first `://` and checking the scheme).
+    let end = url
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))?;
+    if end == 0 || !url[end..].starts_with("://") {
         return None;
     }
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = &url[end + 3..];
+    let auth_end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     let authority = &rest[..auth_end];
     let authority = authority.rsplit_once_b(b'@').map_or(authority, |(_, h)| h);
     let (host, port) = split_host_port(authority);
@@ -287,11 +291,14 @@ impl<'a> Fields<'a> {
             b'"' => {
                 let mut i = 1;
                 loop {
-                    match bytes.get(i) {
+                    let at = bytes.get(i..).and_then(|b| memchr::memchr2(b'"', b'\\', b));
+                    match at {
                         None => return Err(()),
-                        Some(b'\\') => i += 2,
-                        Some(b'"') => break,
-                        Some(_) => i += 1,
+                        Some(off) if bytes[i + off] == b'\\' => i += off + 2,
+                        Some(off) => {
+                            i += off;
+                            break;
+                        }
                     }
                 }
                 (&s[1..i], i + 1)
@@ -382,6 +389,10 @@ mod tests {
             (Some("2001:db8::1"), Some(80), None, Some("q"))
         );
         assert!(parse_url("/relative?x").is_none());
+        assert!(parse_url("://host/x").is_none());
+        assert!(parse_url("a b://host/x").is_none());
+        assert!(parse_url("/x?next=http://host/").is_none());
+        assert_eq!(parse_url("svc+h2.v1://h/p").and_then(|u| u.host), Some("h"));
         assert_eq!(split_target("/a?"), ("/a", None));
         assert_eq!(split_target("/a?b=1?c"), ("/a", Some("b=1?c")));
         assert_eq!(split_host_port("10.0.0.1:443"), ("10.0.0.1", Some(443)));

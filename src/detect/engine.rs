@@ -361,15 +361,22 @@ impl Engine {
 
     fn worth_scanning_now(&self, name: &str, value: &str) -> bool {
         let shape = Shape::of(value);
-        if shape.escapes
-            || shape.base64_run >= normalize::BASE64_MIN
-            || self.gates.iter().any(|&(d, u)| shape.allows_gate(d, u))
+        if shape.escapes || self.gates.iter().any(|&(d, u)| shape.allows_gate(d, u)) {
+            return true;
+        }
+        if self
+            .prefilter
+            .as_ref()
+            .is_some_and(|ac| ac.is_match(value) || (!name.is_empty() && ac.is_match(name)))
         {
             return true;
         }
-        self.prefilter
-            .as_ref()
-            .is_some_and(|ac| ac.is_match(value) || (!name.is_empty() && ac.is_match(name)))
+        // A long mixed-case run of base64 characters is often a path
+        // (`/fhir/Observation`) or a user agent: only a segment that really
+        // decodes to text is worth a view.
+        let decodes = |t: &str| !normalize::base64_segments(t).is_empty();
+        (shape.base64_run >= normalize::BASE64_MIN && decodes(value))
+            || (Shape::of(name).base64_run >= normalize::BASE64_MIN && decodes(name))
     }
 
     /// Mark the rules whose keywords occur in `text`.

@@ -248,6 +248,12 @@ fn piece() -> impl proptest::strategy::Strategy<Value = String> {
         Just("eyJ".to_string()),
         Just("Patient/".to_string()),
         Just("AKIA".to_string()),
+        // Base64 of short text that may hold a value (decodes, so it is scanned).
+        "[a-z0-9=: -]{12,30}".prop_map(|t| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(t)
+        }),
+        Just("/fhir/Observation".to_string()),
     ]
 }
 

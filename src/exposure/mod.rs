@@ -87,7 +87,7 @@ pub struct Accumulator {
     window_us: i64,
     exact_cap: usize,
     lg_k: u8,
-    rows: HashMap<RowKey, Row>,
+    rows: HashMap<RowKey, Row, ahash::RandomState>,
     scratch: Access,
 }
 
@@ -99,7 +99,7 @@ impl Accumulator {
             window_us: (cfg.window_ms.max(1).min(i64::MAX as u64 / 1000) as i64) * 1000,
             exact_cap: cfg.exact_cap,
             lg_k: distinct::clamp_lg_k(cfg.lg_k),
-            rows: HashMap::new(),
+            rows: HashMap::default(),
             scratch: Access::default(),
         }
     }

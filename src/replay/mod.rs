@@ -17,7 +17,7 @@ use crate::sink::dead_letter::{self, DeadLetter};
 use crate::sink::parquet::{self, Written};
 use crate::sink::{findings, manifest};
 use crate::source::file::{self, Block, BlockReader, Input};
-use ordered::{Collector, Ordered};
+use ordered::{AccessPool, Collector, Ordered};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -178,11 +178,14 @@ pub fn replay(
         threads.min(inputs.len()).max(1)
     };
     let key_id = engine.detector().key().id().to_string();
+    let pool = AccessPool::default();
     let mut ordered = Collector::new(
         anomaly,
         &opts.out_dir,
         key_id,
         ordered::EXPOSURE_ROWS_PER_PART,
+        &pool,
+        threads + 1,
     );
     let next_input = AtomicUsize::new(0);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
@@ -204,11 +207,11 @@ pub fn replay(
         let mut spawned = Ok(());
         for n in 0..threads {
             let msg_tx = msg_tx.clone();
-            let job_rx = &job_rx;
+            let (job_rx, pool) = (&job_rx, &pool);
             let t = std::thread::Builder::new()
                 .name(format!("work-{n}"))
                 .spawn_scoped(s, move || {
-                    worker(engine, job_rx, &msg_tx, &opts.out_dir, progress)
+                    worker(engine, job_rx, &msg_tx, &opts.out_dir, progress, pool)
                 });
             spawned = spawned.and(t.map(drop));
         }
@@ -395,6 +398,7 @@ fn worker(
     msg_tx: &SyncSender<Msg>,
     out_dir: &Path,
     progress: &Progress,
+    pool: &AccessPool,
 ) {
     loop {
         let job = {
@@ -404,7 +408,7 @@ fn worker(
                 Err(_) => return,
             }
         };
-        let msg = match process_block(engine, &job, out_dir) {
+        let msg = match process_block(engine, &job, out_dir, pool) {
             Ok((stats, written, exposure, accesses)) => {
                 progress.events.fetch_add(stats.events(), Ordering::Relaxed);
                 progress
@@ -438,8 +442,18 @@ type BlockResult = (
     Option<Vec<Access>>,
 );
 
-fn process_block(engine: &Engine, job: &Job, out_dir: &Path) -> Result<BlockResult, Error> {
+fn process_block(
+    engine: &Engine,
+    job: &Job,
+    out_dir: &Path,
+    pool: &AccessPool,
+) -> Result<BlockResult, Error> {
     let mut out = engine.output();
+    if let Some(accesses) = out.accesses.as_mut()
+        && let Some(reused) = pool.lock().ok().and_then(|mut p| p.pop())
+    {
+        *accesses = reused;
+    }
     let mut state = (*job.state).clone();
     for ov in &job.block.oversize {
         let prov = Provenance::file_line(job.name.clone(), ov.line);

@@ -14,6 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Emptied access vectors kept for workers to fill again (a block's vector
+/// grows to tens of thousands of accesses; reusing it saves the regrowth).
+pub(crate) type AccessPool = std::sync::Mutex<Vec<Vec<Access>>>;
+
 /// Exposure rows held per input before they are written out as a part.
 pub(crate) const EXPOSURE_ROWS_PER_PART: usize = 50_000;
 
@@ -45,6 +49,8 @@ pub(crate) struct Collector<'a> {
     rows_per_part: usize,
     /// Exposure files written.
     pub(crate) written: Vec<Written>,
+    pool: &'a AccessPool,
+    pool_cap: usize,
 }
 
 impl<'a> Collector<'a> {
@@ -53,6 +59,8 @@ impl<'a> Collector<'a> {
         out_dir: &'a Path,
         key_id: String,
         rows_per_part: usize,
+        pool: &'a AccessPool,
+        pool_cap: usize,
     ) -> Self {
         Collector {
             inputs: HashMap::new(),
@@ -62,6 +70,8 @@ impl<'a> Collector<'a> {
             key_id,
             rows_per_part: rows_per_part.max(1),
             written: Vec::new(),
+            pool,
+            pool_cap,
         }
     }
 
@@ -88,9 +98,14 @@ impl<'a> Collector<'a> {
         while let Some(b) = st.pending.remove(&st.next) {
             st.next += 1;
             st.slug.get_or_insert(b.slug);
-            if let (Some(det), Some(accesses)) = (self.anomaly.as_deref_mut(), b.accesses) {
-                for a in accesses {
+            if let (Some(det), Some(mut accesses)) = (self.anomaly.as_deref_mut(), b.accesses) {
+                for a in accesses.drain(..) {
                     det.observe(a, &mut self.anomaly_findings);
+                }
+                if let Ok(mut pool) = self.pool.lock()
+                    && pool.len() < self.pool_cap
+                {
+                    pool.push(accesses);
                 }
             }
             if let Some(acc) = b.exposure.filter(|a| !a.is_empty()) {
