@@ -40,7 +40,8 @@ mod key {
     pub const CLIENT_IP: u64 = 1 << 25;
 }
 
-fn key_bit(k: &[u8]) -> u64 {
+/// The bit of a record key that identifies a format (0 for other keys).
+pub(crate) fn key_bit(k: &[u8]) -> u64 {
     match k {
         b"transaction" => key::TRANSACTION,
         b"httpRequest" => key::HTTP_REQUEST,
@@ -131,8 +132,12 @@ fn record_keys(b: &[u8]) -> u64 {
 
 /// The JSON format whose keys the record carries; generic JSON otherwise.
 fn json_format(b: &[u8]) -> Format {
+    format_of_keys(record_keys(b))
+}
+
+/// The JSON format of a record with these key bits ([`key_bit`]).
+pub(crate) fn format_of_keys(k: u64) -> Format {
     use key::*;
-    let k = record_keys(b);
     let has = |m: u64| k & m != 0;
     let all = |m: u64| k & m == m;
     if has(TRANSACTION) {
@@ -194,18 +199,23 @@ pub(crate) fn is_comment(line: &str) -> bool {
     line.starts_with('#')
 }
 
+/// Whether detection reads a record (already trimmed, non-empty) as JSON: an
+/// object, or an array that starts with an object or is empty.
+pub(crate) fn is_json_record(line: &str) -> bool {
+    match line.as_bytes().first() {
+        Some(b'{') => true,
+        Some(b'[') => {
+            let next = line[1..].trim_start().as_bytes().first().copied();
+            matches!(next, Some(b'{' | b']') | None)
+        }
+        _ => false,
+    }
+}
+
 /// Pick the decoder for one record (already trimmed, non-empty), or `None`.
 pub fn detect(line: &str, state: &FileState) -> Option<Format> {
-    let b = line.as_bytes();
-    match b.first()? {
-        b'{' => return Some(json_format(b)),
-        b'[' => {
-            let next = line[1..].trim_start().as_bytes().first().copied();
-            if matches!(next, Some(b'{' | b']') | None) {
-                return Some(json_format(b));
-            }
-        }
-        _ => {}
+    if is_json_record(line) {
+        return Some(json_format(line.as_bytes()));
     }
     if is_envoy_text(line) {
         return Some(Format::Envoy);
@@ -237,6 +247,90 @@ mod tests {
             key::REQUEST | key::RESPONSE
         );
         assert_eq!(record_keys(br#"{"unterminated"#), 0);
+    }
+
+    /// JSON text with keys detection knows (some written with escapes), other
+    /// keys, nesting and batches.
+    fn json_value(depth: u32) -> proptest::strategy::BoxedStrategy<String> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            proptest::sample::select(vec![
+                "request",
+                "response",
+                "latencies",
+                "started_at",
+                "client_ip",
+                "uid",
+                "id.orig_h",
+                "uri",
+                "proto",
+                "transaction",
+                "httpRequest",
+                "webaclId",
+                "RayID",
+                "requestId",
+                "httpMethod",
+                "response_code",
+                "start_time",
+                "upstream_cluster",
+                "requ\\u0065st",
+                "x",
+                "note",
+            ])
+            .prop_map(String::from),
+            "[a-z_]{1,8}",
+        ];
+        let scalar = prop_oneof![
+            Just("1".to_string()),
+            Just("-2.5e3".to_string()),
+            Just("null".to_string()),
+            Just("true".to_string()),
+            "[a-z \\[\\]{}:,]{0,8}".prop_map(|t| format!("{t:?}")),
+        ];
+        if depth == 0 {
+            return scalar.boxed();
+        }
+        let inner = json_value(depth - 1);
+        prop_oneof![
+            scalar,
+            proptest::collection::vec((key, inner.clone()), 0..5).prop_map(|kv| {
+                let body: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            }),
+            proptest::collection::vec(inner, 0..4).prop_map(|vs| format!("[{}]", vs.join(", "))),
+        ]
+        .boxed()
+    }
+
+    struct Null;
+    impl<'de> super::super::json::Sink<'de> for Null {
+        fn scalar(&mut self, _: &str, _: super::super::json::Scalar<'de>) {}
+        fn end_record(&mut self) {}
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        /// The keys a decoder's walk collects are the keys detection reads from
+        /// the raw record, so a guessed format is confirmed exactly when
+        /// detection would have picked it.
+        #[test]
+        fn walk_keys_match_detection(
+            text in prop_oneof![
+                json_value(3).prop_map(|v| format!("{{\"request\":{v},\"a\":{v}}}")),
+                proptest::collection::vec(json_value(3), 0..4).prop_map(|vs| format!("[{}]", vs.join(","))),
+                json_value(3),
+            ]
+        ) {
+            if is_json_record(&text) {
+                let walked = super::super::json::walk(&text, "t", &mut Null)
+                    .ok()
+                    .and_then(|()| super::super::json::take_record_keys());
+                if let Some(bits) = walked {
+                    proptest::prop_assert_eq!(bits, record_keys(text.as_bytes()), "{}", text);
+                }
+            }
+        }
     }
 
     #[test]

@@ -101,6 +101,20 @@ pub(crate) trait Sink<'de> {
     fn end_record(&mut self);
 }
 
+thread_local! {
+    /// Record-level key bits of the last [`walk`] on this thread (see
+    /// [`last_record_keys`]).
+    static RECORD_KEYS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The key bits ([`super::detect::key_bit`]) of the record object of the last
+/// successful [`walk`] on this thread, taken (a second call returns `None`).
+/// They are the bits detection computes from the raw record, so a decoder's
+/// walk can confirm the format it was guessed for without a second pass.
+pub(crate) fn take_record_keys() -> Option<u64> {
+    RECORD_KEYS.take()
+}
+
 /// Walk `text`: one object, or an array of objects (a batch). Errors carry
 /// positions, never content.
 pub(crate) fn walk<'de, S: Sink<'de>>(
@@ -108,15 +122,19 @@ pub(crate) fn walk<'de, S: Sink<'de>>(
     format: &'static str,
     sink: &mut S,
 ) -> Result<(), Error> {
+    RECORD_KEYS.set(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let mut path = String::with_capacity(64);
+    let mut keys = 0u64;
     let top = Top {
         path: &mut path,
         sink,
+        keys: &mut keys,
     }
     .deserialize(&mut de)
     .map_err(|e| json_error(format, &e))?;
     de.end().map_err(|e| json_error(format, &e))?;
+    RECORD_KEYS.set(Some(keys));
     match top {
         Shape::Records => Ok(()),
         Shape::NotObject => Err(Error::Invalid {
@@ -146,19 +164,21 @@ enum Shape {
     NotObject,
 }
 
-struct Top<'p, 's, S> {
+struct Top<'p, 's, 'k, S> {
     path: &'p mut String,
     sink: &'s mut S,
+    /// Key bits of the record object.
+    keys: &'k mut u64,
 }
 
-impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Top<'_, '_, S> {
+impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Top<'_, '_, '_, S> {
     type Value = Shape;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, S> {
+impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, '_, S> {
     type Value = Shape;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,18 +186,28 @@ impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, S> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
-        walk_map(self.path, self.sink, map)?;
+        walk_map(self.path, self.sink, map, Some(self.keys))?;
         self.sink.end_record();
         Ok(Shape::Records)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
         let mut shape = Shape::Records;
-        while let Some(is_object) = seq.next_element_seed(Element {
-            path: &mut *self.path,
-            sink: &mut *self.sink,
-        })? {
-            if is_object {
+        // Detection reads the keys of the first element that is an object or
+        // an array (none when it is an array).
+        let mut container_seen = false;
+        loop {
+            let keys = (!container_seen).then_some(&mut *self.keys);
+            let Some(kind) = seq.next_element_seed(Element {
+                path: &mut *self.path,
+                sink: &mut *self.sink,
+                keys,
+            })?
+            else {
+                break;
+            };
+            container_seen |= kind != ElementKind::Scalar;
+            if kind == ElementKind::Object {
                 self.sink.end_record();
             } else {
                 shape = Shape::NotObject;
@@ -206,72 +236,88 @@ impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, S> {
     }
 }
 
-/// One element of a top-level array; yields whether it was an object.
-struct Element<'p, 's, S> {
-    path: &'p mut String,
-    sink: &'s mut S,
+/// What one element of a top-level array was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ElementKind {
+    Object,
+    Array,
+    Scalar,
 }
 
-impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Element<'_, '_, S> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+/// One element of a top-level array.
+struct Element<'p, 's, 'k, S> {
+    path: &'p mut String,
+    sink: &'s mut S,
+    /// Where to record the element's key bits, for the first container element.
+    keys: Option<&'k mut u64>,
+}
+
+impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Element<'_, '_, '_, S> {
+    type Value = ElementKind;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ElementKind, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, S: Sink<'de>> Visitor<'de> for Element<'_, '_, S> {
-    type Value = bool;
+impl<'de, S: Sink<'de>> Visitor<'de> for Element<'_, '_, '_, S> {
+    type Value = ElementKind;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a json object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        walk_map(self.path, self.sink, map)?;
-        Ok(true)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ElementKind, A::Error> {
+        walk_map(self.path, self.sink, map, self.keys)?;
+        Ok(ElementKind::Object)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ElementKind, A::Error> {
         Node {
             path: self.path,
             sink: self.sink,
         }
         .visit_seq(seq)?;
-        Ok(false)
+        Ok(ElementKind::Array)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
+    fn visit_bool<E>(self, _: bool) -> Result<ElementKind, E> {
+        Ok(ElementKind::Scalar)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_i64<E>(self, _: i64) -> Result<ElementKind, E> {
+        Ok(ElementKind::Scalar)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_u64<E>(self, _: u64) -> Result<ElementKind, E> {
+        Ok(ElementKind::Scalar)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_f64<E>(self, _: f64) -> Result<ElementKind, E> {
+        Ok(ElementKind::Scalar)
     }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
+    fn visit_str<E>(self, _: &str) -> Result<ElementKind, E> {
+        Ok(ElementKind::Scalar)
     }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
+    fn visit_unit<E>(self) -> Result<ElementKind, E> {
+        Ok(ElementKind::Scalar)
     }
 }
 
-/// Visit every entry of an object, extending `path` with each key.
+/// Visit every entry of an object, extending `path` with each key; for the
+/// record object, `keys` collects the bits of its keys.
 fn walk_map<'de, S: Sink<'de>, A: MapAccess<'de>>(
     path: &mut String,
     sink: &mut S,
     mut map: A,
+    mut keys: Option<&mut u64>,
 ) -> Result<(), A::Error> {
     loop {
         let len = path.len();
         if !path.is_empty() {
             path.push('.');
         }
-        if map.next_key_seed(Key(&mut *path))?.is_none() {
+        let key = Key {
+            path: &mut *path,
+            keys: keys.as_deref_mut(),
+        };
+        if map.next_key_seed(key)?.is_none() {
             path.truncate(len);
             break;
         }
@@ -285,23 +331,35 @@ fn walk_map<'de, S: Sink<'de>, A: MapAccess<'de>>(
     Ok(())
 }
 
-/// Appends an object key to the path.
-struct Key<'p>(&'p mut String);
+/// Appends an object key to the path (and its bit to `keys`).
+struct Key<'p, 'k> {
+    path: &'p mut String,
+    keys: Option<&'k mut u64>,
+}
 
-impl<'de> DeserializeSeed<'de> for Key<'_> {
+impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for Key<'_> {
+impl<'de> Visitor<'de> for Key<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        // Borrowed means written without escapes: detection compares raw key
+        // bytes, so only such keys can carry a bit.
+        if let Some(keys) = self.keys {
+            *keys |= super::detect::key_bit(v.as_bytes());
+        }
+        self.path.push_str(v);
+        Ok(())
+    }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.push_str(v);
+        self.path.push_str(v);
         Ok(())
     }
 }
@@ -327,7 +385,7 @@ impl<'de, S: Sink<'de>> Visitor<'de> for Node<'_, '_, S> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        walk_map(self.path, self.sink, map)
+        walk_map(self.path, self.sink, map, None)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {

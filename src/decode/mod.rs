@@ -182,6 +182,9 @@ pub struct FileState {
     /// VPC Flow Logs field names (dashed, as in the header line) from a header
     /// line or the config; `None` means the v2 default order.
     pub vpc_fields: Option<Vec<String>>,
+    /// Format of the last JSON record: tried first on the next one, and kept
+    /// when the walk finds the keys detection would (one pass instead of two).
+    json_guess: Option<Format>,
 }
 
 impl FileState {
@@ -193,6 +196,7 @@ impl FileState {
         match vpc_flow::header_fields(fields) {
             Some(f) => Ok(FileState {
                 vpc_fields: Some(f),
+                json_guess: None,
             }),
             None => Err(Error::Invalid {
                 format: "vpc_flow",
@@ -227,6 +231,22 @@ pub fn decode_record(
     if text.is_empty() {
         return Ok(idle);
     }
+    let auto_json = !matches!(mode, Mode::Forced(_)) && detect::is_json_record(text);
+    if auto_json {
+        // Auto-detected JSON: decode as the previous JSON record's format; the
+        // walk collects the record keys detection reads, so when they name the
+        // same format the record needed one pass.
+        if let Some(guess) = state.json_guess {
+            let len = out.len();
+            json::take_record_keys();
+            if decode_as(guess, text, state, out).is_ok()
+                && json::take_record_keys().map(detect::format_of_keys) == Some(guess)
+            {
+                return Ok(guess);
+            }
+            out.truncate(len);
+        }
+    }
     let format = match mode {
         Mode::Forced(Format::Text) => {
             out.push(text_event(text));
@@ -243,6 +263,9 @@ pub fn decode_record(
             }
         },
     };
+    if auto_json {
+        state.json_guess = Some(format);
+    }
     let len = out.len();
     let result = decode_as(format, text, state, out);
     match result {
