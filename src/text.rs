@@ -76,3 +76,25 @@ mod tests {
         }
     }
 }
+
+/// A fast, unkeyed 64-bit hash of bytes (FxHash-style: eight bytes at a time).
+/// For direct-mapped caches only, where a collision costs a miss and nothing
+/// else: never for maps an input could flood.
+pub(crate) fn quick_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    // Mix the high bits down: callers index with the low bits.
+    h ^ (h >> 29)
+}

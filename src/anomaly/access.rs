@@ -94,34 +94,31 @@ pub struct Access {
     pub format: &'static str,
 }
 
-/// Most distinct strings a thread's interner holds before it starts over.
-const INTERN_CAP: usize = 16_384;
+/// Slots of a thread's interner (a direct-mapped cache: a collision only
+/// costs an allocation).
+const INTERN_SLOTS: usize = 1024;
 
 thread_local! {
     /// Per-thread interner for the low-cardinality strings of an access
     /// (principal, method, route, host): repeats share one allocation, which
     /// also keeps the reorder buffer small.
-    static INTERNED: std::cell::RefCell<std::collections::HashSet<Arc<str>, ahash::RandomState>> =
-        std::cell::RefCell::new(std::collections::HashSet::default());
-}
-
-thread_local! {
+    static INTERNED: std::cell::RefCell<Vec<Option<Arc<str>>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
     /// Scratch buffer for route templates.
     static ROUTE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// `s` as a shared string, reusing this thread's copy when it has one.
 fn intern(s: &str) -> Arc<str> {
-    INTERNED.with_borrow_mut(|set| {
-        if let Some(a) = set.get(s) {
-            return a.clone();
+    INTERNED.with_borrow_mut(|slots| {
+        if slots.is_empty() {
+            slots.resize(INTERN_SLOTS, None);
         }
-        if set.len() >= INTERN_CAP {
-            set.clear();
+        let slot = &mut slots[(crate::text::quick_hash(s.as_bytes()) as usize) % INTERN_SLOTS];
+        match slot {
+            Some(a) if **a == *s => a.clone(),
+            _ => slot.insert(Arc::from(s)).clone(),
         }
-        let a: Arc<str> = Arc::from(s);
-        set.insert(a.clone());
-        a
     })
 }
 
@@ -328,11 +325,11 @@ fn is_fhir_id(s: &str) -> bool {
 /// In-memory hash of the credential presented in an auth header.
 fn credential_fp(ev: &Event) -> Option<u64> {
     ev.headers.iter().find_map(|(name, value)| {
-        let loc = USE_LOCATIONS
+        let used = USE_LOCATIONS
             .iter()
-            .any(|l| l.strip_prefix("header:") == Some(name.as_str()));
-        let v = value.trim();
-        (loc && !v.is_empty()).then(|| mem_hash(v))
+            .any(|l| l.len() == name.len() + 7 && l.strip_prefix("header:") == Some(name.as_str()));
+        let v = if used { value.trim() } else { "" };
+        (!v.is_empty()).then(|| mem_hash(v))
     })
 }
 

@@ -164,7 +164,7 @@ pub(crate) struct Engine {
 
 /// Values shorter than this are checked directly; longer ones go through the
 /// per-thread cache (user agents, hosts and paths repeat line after line).
-const CACHE_MIN: usize = 16;
+const CACHE_MIN: usize = 4;
 /// Values longer than this are checked directly.
 const CACHE_MAX: usize = 512;
 const CACHE_SLOTS: usize = 1024;
@@ -181,8 +181,8 @@ struct Remembered {
 
 thread_local! {
     /// Direct-mapped cache of recent answers, with the seed of its hash.
-    static WORTH_CACHE: std::cell::RefCell<(ahash::RandomState, Vec<Remembered>)> =
-        std::cell::RefCell::new((ahash::RandomState::new(), Vec::new()));
+    static WORTH_CACHE: std::cell::RefCell<Vec<Remembered>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 static NEXT_ENGINE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -334,11 +334,13 @@ impl Engine {
         if !(CACHE_MIN..=CACHE_MAX).contains(&value.len()) {
             return self.worth_scanning_now(name, value);
         }
-        WORTH_CACHE.with_borrow_mut(|(seed, slots)| {
+        WORTH_CACHE.with_borrow_mut(|slots| {
             if slots.is_empty() {
                 slots.resize_with(CACHE_SLOTS, Remembered::default);
             }
-            let hash = seed.hash_one((self.id, name, value));
+            let hash = crate::text::quick_hash(value.as_bytes())
+                ^ crate::text::quick_hash(name.as_bytes()).rotate_left(17)
+                ^ self.id;
             let slot = &mut slots[(hash as usize) % CACHE_SLOTS];
             if slot.hash == hash
                 && slot.engine == self.id
