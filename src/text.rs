@@ -61,22 +61,6 @@ impl<'a> Iterator for SplitB<'a> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn same_as_std(s in "[a/=&. é]{0,24}", sep in proptest::sample::select(vec![b'/', b'=', b'&', b'.', b' '])) {
-            let c = char::from(sep);
-            prop_assert_eq!(s.split_b(sep).collect::<Vec<_>>(), s.split(c).collect::<Vec<_>>());
-            prop_assert_eq!(s.split_once_b(sep), s.split_once(c));
-            prop_assert_eq!(s.rsplit_once_b(sep), s.rsplit_once(c));
-        }
-    }
-}
-
 /// A fast, unkeyed 64-bit hash of bytes (FxHash-style: eight bytes at a time).
 /// For direct-mapped caches only, where a collision costs a miss and nothing
 /// else: never for maps an input could flood.
@@ -97,4 +81,20 @@ pub(crate) fn quick_hash(bytes: &[u8]) -> u64 {
     }
     // Mix the high bits down: callers index with the low bits.
     h ^ (h >> 29)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn same_as_std(s in "[a/=&. é]{0,24}", sep in proptest::sample::select(vec![b'/', b'=', b'&', b'.', b' '])) {
+            let c = char::from(sep);
+            prop_assert_eq!(s.split_b(sep).collect::<Vec<_>>(), s.split(c).collect::<Vec<_>>());
+            prop_assert_eq!(s.split_once_b(sep), s.split_once(c));
+            prop_assert_eq!(s.rsplit_once_b(sep), s.rsplit_once(c));
+        }
+    }
 }
