@@ -303,10 +303,13 @@ impl Detector {
     }
 
     fn process(&mut self, p: Pending, out: &mut Vec<Finding>) {
-        let Some(access) = self.slots.get_mut(p.slot).and_then(Option::take) else {
+        // Evaluated where it waits, then dropped in place (no copy of the access).
+        let Some(slot) = self.slots.get_mut(p.slot) else {
             return;
         };
-        self.free.push(p.slot);
+        let Some(access) = slot.as_ref() else {
+            return;
+        };
         let start = *self.start.get_or_insert(p.time);
         let mut cx = Ctx {
             state: &mut self.state,
@@ -315,7 +318,9 @@ impl Detector {
             start,
             now: p.time,
         };
-        eval::observe(&self.rules, &access, &mut cx);
+        eval::observe(&self.rules, access, &mut cx);
+        *slot = None;
+        self.free.push(p.slot);
     }
 
     /// Keys dropped to stay within [`AnomalyConfig::max_keys`].
