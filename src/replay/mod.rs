@@ -185,7 +185,6 @@ pub fn replay(
         key_id,
         ordered::EXPOSURE_ROWS_PER_PART,
         &pool,
-        threads + 1,
     );
     let next_input = AtomicUsize::new(0);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);

@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Emptied access vectors kept for workers to fill again (a block's vector
-/// grows to tens of thousands of accesses; reusing it saves the regrowth).
+/// An emptied access vector kept for a worker to fill again (a block's vector
+/// grows to tens of thousands of accesses; reusing it saves the regrowth). One
+/// at most: each holds megabytes.
 pub(crate) type AccessPool = std::sync::Mutex<Vec<Vec<Access>>>;
 
 /// Exposure rows held per input before they are written out as a part.
@@ -50,7 +51,6 @@ pub(crate) struct Collector<'a> {
     /// Exposure files written.
     pub(crate) written: Vec<Written>,
     pool: &'a AccessPool,
-    pool_cap: usize,
 }
 
 impl<'a> Collector<'a> {
@@ -60,7 +60,6 @@ impl<'a> Collector<'a> {
         key_id: String,
         rows_per_part: usize,
         pool: &'a AccessPool,
-        pool_cap: usize,
     ) -> Self {
         Collector {
             inputs: HashMap::new(),
@@ -71,7 +70,6 @@ impl<'a> Collector<'a> {
             rows_per_part: rows_per_part.max(1),
             written: Vec::new(),
             pool,
-            pool_cap,
         }
     }
 
@@ -103,7 +101,7 @@ impl<'a> Collector<'a> {
                     det.observe(a, &mut self.anomaly_findings);
                 }
                 if let Ok(mut pool) = self.pool.lock()
-                    && pool.len() < self.pool_cap
+                    && pool.is_empty()
                 {
                     pool.push(accesses);
                 }
