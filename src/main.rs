@@ -20,9 +20,13 @@ unsafe extern "C" {
 }
 
 fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: both functions only read or store one integer option of the
-        // linked mimalloc; the index is the purge delay's (checked by a test).
+    // mimalloc reads these (the second is the option's older name) at start-up.
+    let user_set = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if !user_set {
+        // SAFETY: mi_option_set only stores one integer option of the linked
+        // mimalloc; the index is the purge delay's (checked by a test).
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
     }
 }
@@ -577,7 +581,10 @@ fn or_none(items: &[String]) -> String {
 mod tests {
     #[test]
     fn purge_delay_option_is_the_one_set() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        if ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+        {
             return;
         }
         // SAFETY: reads one integer option of the linked mimalloc.

@@ -300,6 +300,9 @@ impl Detector {
         while let Some(Reverse(p)) = self.buffer.pop() {
             self.process(p, out);
         }
+        // The slots held up to `max_buffered` accesses: give the memory back.
+        self.slots = Vec::new();
+        self.free = Vec::new();
     }
 
     fn process(&mut self, p: Pending, out: &mut Vec<Finding>) {

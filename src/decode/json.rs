@@ -103,7 +103,7 @@ pub(crate) trait Sink<'de> {
 
 thread_local! {
     /// Record-level key bits of the last [`walk`] on this thread (see
-    /// [`last_record_keys`]).
+    /// [`take_record_keys`]).
     static RECORD_KEYS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
 }
 

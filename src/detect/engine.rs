@@ -125,6 +125,16 @@ impl Shape {
         s
     }
 
+    /// The shape of two texts joined by a character that ends every run.
+    fn max(self, o: Shape) -> Shape {
+        Shape {
+            digit_cluster: self.digit_cluster.max(o.digit_cluster),
+            upper_token: self.upper_token.max(o.upper_token),
+            base64_run: self.base64_run.max(o.base64_run),
+            escapes: self.escapes || o.escapes,
+        }
+    }
+
     fn allows(self, rule: &Compiled) -> bool {
         self.allows_gate(rule.min_digit_cluster, rule.min_upper_token)
     }
@@ -169,18 +179,17 @@ const CACHE_MIN: usize = 4;
 const CACHE_MAX: usize = 512;
 const CACHE_SLOTS: usize = 1024;
 
-/// A remembered [`Engine::worth_scanning`] answer.
+/// A field [`Engine::worth_scanning`] answered "skip" for (engine 0: empty).
 #[derive(Default)]
 struct Remembered {
     engine: u64,
     hash: u64,
     name: String,
     value: String,
-    worth: bool,
 }
 
 thread_local! {
-    /// Direct-mapped cache of recent answers, with the seed of its hash.
+    /// Direct-mapped cache of recent "skip" answers.
     static WORTH_CACHE: std::cell::RefCell<Vec<Remembered>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -326,12 +335,15 @@ impl Engine {
         })
     }
 
-    /// Whether a named field could yield anything: false only when its value needs
-    /// no decoding (no `%`, `\\` or `+`) and neither it nor the name holds a
-    /// keyword, a gated shape or a base64 candidate. Lets the detector skip
-    /// building views of plain fields.
+    /// Whether a field could yield anything when scanned as `name: value` (as
+    /// `value` alone when `name` is empty): false only when neither part needs
+    /// decoding (`%`, `\\`, `+`) or holds a keyword, a shape that a rule without
+    /// keywords is gated on, or a base64 segment that decodes to text. The `: `
+    /// between the parts ends every run, so each part is judged on its own. Lets
+    /// the detector skip building views of plain fields. Only "skip" answers are
+    /// remembered (per thread): no value worth scanning is kept in the cache.
     pub fn worth_scanning(&self, name: &str, value: &str) -> bool {
-        if !(CACHE_MIN..=CACHE_MAX).contains(&value.len()) {
+        if !(CACHE_MIN..=CACHE_MAX).contains(&value.len()) || name.len() > CACHE_MAX {
             return self.worth_scanning_now(name, value);
         }
         WORTH_CACHE.with_borrow_mut(|slots| {
@@ -347,22 +359,24 @@ impl Engine {
                 && slot.name == name
                 && slot.value == value
             {
-                return slot.worth;
+                return false;
             }
             let worth = self.worth_scanning_now(name, value);
-            slot.engine = self.id;
-            slot.hash = hash;
-            slot.name.clear();
-            slot.name.push_str(name);
-            slot.value.clear();
-            slot.value.push_str(value);
-            slot.worth = worth;
+            if !worth {
+                slot.engine = self.id;
+                slot.hash = hash;
+                slot.name.clear();
+                slot.name.push_str(name);
+                slot.value.clear();
+                slot.value.push_str(value);
+            }
             worth
         })
     }
 
     fn worth_scanning_now(&self, name: &str, value: &str) -> bool {
-        let shape = Shape::of(value);
+        let (of_value, of_name) = (Shape::of(value), Shape::of(name));
+        let shape = of_value.max(of_name);
         if shape.escapes || self.gates.iter().any(|&(d, u)| shape.allows_gate(d, u)) {
             return true;
         }
@@ -377,8 +391,8 @@ impl Engine {
         // (`/fhir/Observation`) or a user agent: only a segment that really
         // decodes to text is worth a view.
         let decodes = |t: &str| !normalize::base64_segments(t).is_empty();
-        (shape.base64_run >= normalize::BASE64_MIN && decodes(value))
-            || (Shape::of(name).base64_run >= normalize::BASE64_MIN && decodes(name))
+        (of_value.base64_run >= normalize::BASE64_MIN && decodes(value))
+            || (of_name.base64_run >= normalize::BASE64_MIN && decodes(name))
     }
 
     /// Mark the rules whose keywords occur in `text`.

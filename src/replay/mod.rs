@@ -38,6 +38,14 @@ pub enum Error {
     /// Building a record batch failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// A replay thread could not be started.
+    #[error("starting replay thread {name}: {source}")]
+    Spawn {
+        /// The thread's name.
+        name: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
     /// Writing the manifest or creating the output folder failed.
     #[error("{path}: {source}")]
     Io {
@@ -207,20 +215,22 @@ pub fn replay(
         for n in 0..threads {
             let msg_tx = msg_tx.clone();
             let (job_rx, pool) = (&job_rx, &pool);
+            let name = format!("work-{n}");
             let t = std::thread::Builder::new()
-                .name(format!("work-{n}"))
+                .name(name.clone())
                 .spawn_scoped(s, move || {
                     worker(engine, job_rx, &msg_tx, &opts.out_dir, progress, pool)
                 });
-            spawned = spawned.and(t.map(drop));
+            spawned = spawned.and(t.map(drop).map_err(|source| Error::Spawn { name, source }));
         }
         // Without every worker there is nothing to read for: readers would wait.
         for n in 0..if spawned.is_ok() { readers } else { 0 } {
             let msg_tx = msg_tx.clone();
             let job_tx = job_tx.clone();
             let next_input = &next_input;
+            let name = format!("read-{n}");
             let t = std::thread::Builder::new()
-                .name(format!("read-{n}"))
+                .name(name.clone())
                 .spawn_scoped(s, move || {
                     reader(
                         engine,
@@ -232,13 +242,10 @@ pub fn replay(
                         progress,
                     )
                 });
-            spawned = spawned.and(t.map(drop));
+            spawned = spawned.and(t.map(drop).map_err(|source| Error::Spawn { name, source }));
         }
-        if let Err(source) = spawned {
-            first_error.get_or_insert(Error::Io {
-                path: opts.out_dir.clone(),
-                source,
-            });
+        if let Err(e) = spawned {
+            first_error.get_or_insert(e);
         }
         drop(job_tx);
         drop(msg_tx);
