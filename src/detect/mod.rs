@@ -100,9 +100,26 @@ impl Detector {
         if hits.is_empty() {
             return;
         }
-        let hits = self.dedup(hits);
+        let mut hits = self.dedup(hits);
         let method = event.method.clone().or(text_method);
-        let derived = self.derive(&hits, method.as_deref());
+        let mut derived = self.derive(&hits, method.as_deref());
+        // A value can sit in a field's name (an SSN as a JSON key, an email as a
+        // query parameter name), and locations carry names: mask it there too.
+        let masks: Vec<(String, String)> = hits
+            .iter()
+            .filter(|h| h.value.len() >= 4)
+            .map(|h| {
+                let kind = &self.engine.rules[h.rule].kind;
+                (h.value.clone(), mask::mask(kind, &h.value))
+            })
+            .collect();
+        for h in hits.iter_mut().chain(derived.iter_mut().map(|(h, _)| h)) {
+            for (value, masked) in &masks {
+                if h.location.contains(value.as_str()) {
+                    h.location = h.location.replace(value.as_str(), masked);
+                }
+            }
+        }
         let url_path = raw_path.map(|raw| {
             let mut p = View::field(raw, String::new(), None).text;
             for h in hits.iter().filter(|h| h.location == "url.path") {

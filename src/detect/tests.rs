@@ -295,3 +295,21 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn values_in_field_names_are_masked_in_locations() {
+    // Synthetic, Luhn-free test values: an SSN used as a JSON key.
+    let ev = Event {
+        extra: vec![(String::from("members.123-45-6789"), String::from("active"))],
+        ..Event::default()
+    };
+    let found = scan(&ev);
+    assert!(
+        found.iter().any(|f| &*f.kind == "us_ssn"),
+        "the key is scanned"
+    );
+    for f in &found {
+        assert!(!f.location.contains("123-45-6789"), "{}", f.location);
+        assert!(f.location.starts_with("extra:members."), "{}", f.location);
+    }
+}
