@@ -109,16 +109,20 @@ impl Accumulator {
     /// without a time fall in the window starting at the Unix epoch.
     pub fn observe(&mut self, event: &Event, prov: &Provenance, key: &Key) {
         if extract::candidate(event) {
-            self.observe_as(event, prov, key, principal(event, key).as_deref());
+            self.count(event, prov, key, principal(event, key).as_deref());
         }
     }
 
     /// [`Accumulator::observe`] with the event's principal already resolved
     /// (by [`principal`]), so a caller that needs it too resolves it once.
     pub fn observe_as(&mut self, event: &Event, prov: &Provenance, key: &Key, who: Option<&str>) {
-        if !extract::candidate(event) {
-            return;
+        if extract::candidate(event) {
+            self.count(event, prov, key, who);
         }
+    }
+
+    /// Count a candidate event (see [`extract::candidate`]).
+    fn count(&mut self, event: &Event, prov: &Provenance, key: &Key, who: Option<&str>) {
         let mut access = std::mem::take(&mut self.scratch);
         if extract::extract(event, &self.paths, key, &mut access) {
             self.add(event, prov, &access, who);
