@@ -58,10 +58,12 @@ mod exfil;
 mod first_seen;
 mod params;
 mod patients;
+mod reorder;
 pub mod rule;
 mod state;
 mod volume;
 
+pub(crate) use access::reset_interner;
 pub use access::{Access, Credential, Object, USE_LOCATIONS};
 pub use check::{SequenceReport, check_sequences, check_sequences_in, run_sequence};
 pub use rule::AnomalyRule;
@@ -69,10 +71,10 @@ pub use rule::AnomalyRule;
 use crate::finding::Finding;
 use crate::redact::Key;
 use eval::{Compiled, Ctx, Slot};
+use reorder::ReorderQueue;
 use serde::Deserialize;
 use state::Bounded;
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Errors loading anomaly rules or their sequences.
@@ -126,21 +128,58 @@ impl Default for AnomalyConfig {
 }
 
 /// An access waiting in the reorder buffer, ordered by (time, provenance,
-/// arrival). The ordering key is kept inline (heap moves and comparisons stay
-/// in a few cache lines); the access itself waits in a slot of the detector.
+/// arrival). The ordering key is kept inline and packed into one cache line
+/// (heap moves and comparisons touch little memory); the access itself waits
+/// in a slot of the detector.
 #[derive(Debug)]
 struct Pending {
     time: i64,
     source: Arc<str>,
-    line: Option<u64>,
-    kafka_partition: Option<i32>,
-    kafka_offset: Option<i64>,
+    /// The provenance's line, or 0 (see `has`).
+    line: u64,
+    /// The provenance's Kafka offset, or 0 (see `has`).
+    kafka_offset: i64,
+    /// The provenance's Kafka partition, or 0 (see `has`).
+    kafka_partition: i32,
     index: u32,
     seq: u64,
-    slot: usize,
+    slot: u32,
+    /// Which of line, partition and offset are set (`HAS_*`).
+    has: u8,
 }
 
+const HAS_LINE: u8 = 1;
+const HAS_PARTITION: u8 = 2;
+const HAS_OFFSET: u8 = 4;
+
 impl Pending {
+    fn new(time: i64, prov: &crate::event::Provenance, seq: u64, slot: u32) -> Pending {
+        let bit = |set: bool, b: u8| if set { b } else { 0 };
+        let has = bit(prov.line.is_some(), HAS_LINE)
+            | bit(prov.kafka_partition.is_some(), HAS_PARTITION)
+            | bit(prov.kafka_offset.is_some(), HAS_OFFSET);
+        Pending {
+            time,
+            source: prov.source.clone(),
+            line: prov.line.unwrap_or(0),
+            kafka_offset: prov.kafka_offset.unwrap_or(0),
+            kafka_partition: prov.kafka_partition.unwrap_or(0),
+            index: prov.index,
+            seq,
+            slot,
+            has,
+        }
+    }
+
+    /// Whether `bit` is set, as an ordering key (unset sorts first, like `None`).
+    #[inline]
+    fn has(&self, bit: u8) -> bool {
+        self.has & bit != 0
+    }
+
+    /// (time, source, line, partition, offset, index, arrival), with an unset
+    /// provenance field before any set one.
+    #[inline]
     fn order(&self, o: &Pending) -> Ordering {
         self.time
             .cmp(&o.time)
@@ -151,9 +190,14 @@ impl Pending {
                     self.source.cmp(&o.source)
                 }
             })
-            .then_with(|| self.line.cmp(&o.line))
-            .then_with(|| self.kafka_partition.cmp(&o.kafka_partition))
-            .then_with(|| self.kafka_offset.cmp(&o.kafka_offset))
+            .then_with(|| (self.has(HAS_LINE), self.line).cmp(&(o.has(HAS_LINE), o.line)))
+            .then_with(|| {
+                (self.has(HAS_PARTITION), self.kafka_partition)
+                    .cmp(&(o.has(HAS_PARTITION), o.kafka_partition))
+            })
+            .then_with(|| {
+                (self.has(HAS_OFFSET), self.kafka_offset).cmp(&(o.has(HAS_OFFSET), o.kafka_offset))
+            })
             .then_with(|| self.index.cmp(&o.index))
             .then_with(|| self.seq.cmp(&o.seq))
     }
@@ -166,11 +210,13 @@ impl PartialEq for Pending {
 }
 impl Eq for Pending {}
 impl PartialOrd for Pending {
+    #[inline]
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
         Some(self.cmp(o))
     }
 }
 impl Ord for Pending {
+    #[inline]
     fn cmp(&self, o: &Self) -> Ordering {
         self.order(o)
     }
@@ -184,7 +230,7 @@ pub struct Detector {
     key: Key,
     cfg: AnomalyConfig,
     state: Bounded<Slot>,
-    buffer: BinaryHeap<Reverse<Pending>>,
+    buffer: ReorderQueue<Pending>,
     /// Accesses waiting in the buffer, by [`Pending::slot`]; `free` lists empty slots.
     slots: Vec<Option<Access>>,
     free: Vec<usize>,
@@ -212,9 +258,13 @@ impl Detector {
         Ok(Detector {
             rules: compiled,
             key: key.clone(),
-            cfg: cfg.clone(),
+            // Slot numbers are u32 (a buffer that large would not fit in memory).
+            cfg: AnomalyConfig {
+                max_buffered: cfg.max_buffered.clamp(1, 1 << 30),
+                ..cfg.clone()
+            },
             state: Bounded::new(cfg.max_keys.max(2)),
-            buffer: BinaryHeap::new(),
+            buffer: ReorderQueue::default(),
             slots: Vec::new(),
             free: Vec::new(),
             max_time: None,
@@ -261,34 +311,27 @@ impl Detector {
         }
         self.max_time = Some(self.max_time.map_or(time, |m| m.max(time)));
         self.seq += 1;
-        let pending = Pending {
-            time,
-            source: a.prov.source.clone(),
-            line: a.prov.line,
-            kafka_partition: a.prov.kafka_partition,
-            kafka_offset: a.prov.kafka_offset,
-            index: a.prov.index,
-            seq: self.seq,
-            slot: match self.free.pop() {
-                Some(i) => i,
-                None => {
-                    self.slots.push(None);
-                    self.slots.len() - 1
-                }
-            },
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
         };
-        self.slots[pending.slot] = Some(a);
-        self.buffer.push(Reverse(pending));
+        // At most `max_buffered` + 1 slots (clamped to 2^30 in `new`).
+        let pending = Pending::new(time, &a.prov, self.seq, slot as u32);
+        self.slots[slot] = Some(a);
+        self.buffer.push(pending);
         let w = self.watermark().unwrap_or(i64::MIN);
-        while let Some(Reverse(top)) = self.buffer.peek() {
-            let over = self.buffer.len() > self.cfg.max_buffered.max(1);
+        while let Some(top) = self.buffer.peek() {
+            let over = self.buffer.len() > self.cfg.max_buffered;
             if top.time >= w && !over {
                 break;
             }
             if top.time >= w {
                 self.forced += 1;
             }
-            if let Some(Reverse(p)) = self.buffer.pop() {
+            if let Some(p) = self.buffer.pop() {
                 self.process(p, out);
             }
         }
@@ -297,9 +340,10 @@ impl Detector {
     /// Process every buffered access (end of input, shutdown, partition revoke).
     /// Findings are emitted when an episode opens, so nothing else is pending.
     pub fn finish(&mut self, out: &mut Vec<Finding>) {
-        while let Some(Reverse(p)) = self.buffer.pop() {
+        while let Some(p) = self.buffer.pop() {
             self.process(p, out);
         }
+        self.buffer.release();
         // The slots held up to `max_buffered` accesses: give the memory back.
         self.slots = Vec::new();
         self.free = Vec::new();
@@ -307,7 +351,7 @@ impl Detector {
 
     fn process(&mut self, p: Pending, out: &mut Vec<Finding>) {
         // Evaluated where it waits, then dropped in place (no copy of the access).
-        let Some(slot) = self.slots.get_mut(p.slot) else {
+        let Some(slot) = self.slots.get_mut(p.slot as usize) else {
             return;
         };
         let Some(access) = slot.as_ref() else {
@@ -323,7 +367,7 @@ impl Detector {
         };
         eval::observe(&self.rules, access, &mut cx);
         *slot = None;
-        self.free.push(p.slot);
+        self.free.push(p.slot as usize);
     }
 
     /// Keys dropped to stay within [`AnomalyConfig::max_keys`].
@@ -356,5 +400,54 @@ impl Detector {
     pub fn state_bytes(&self) -> usize {
         let slot = std::mem::size_of::<(u64, Slot)>() + 1;
         self.state.capacity() * slot + self.state.values().map(Slot::heap_bytes).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Provenance;
+    use proptest::prelude::*;
+
+    fn prov(
+        source: &str,
+        line: Option<u64>,
+        part: Option<i32>,
+        off: Option<i64>,
+        index: u32,
+    ) -> Provenance {
+        Provenance {
+            source: Arc::from(source),
+            line,
+            kafka_partition: part,
+            kafka_offset: off,
+            index,
+        }
+    }
+
+    proptest! {
+        /// The packed key orders exactly like (time, source, line, partition,
+        /// offset, index, arrival) with `None` before any value.
+        #[test]
+        fn packed_order_is_the_provenance_order(
+            a in (0i64..3, "[ab]", any::<Option<u64>>(), any::<Option<i32>>(), any::<Option<i64>>(), 0u32..2),
+            b in (0i64..3, "[ab]", any::<Option<u64>>(), any::<Option<i32>>(), any::<Option<i64>>(), 0u32..2),
+        ) {
+            let pa = prov(&a.1, a.2, a.3, a.4, a.5);
+            let pb = prov(&b.1, b.2, b.3, b.4, b.5);
+            let want = (a.0, &a.1, a.2, a.3, a.4, a.5, 1u64).cmp(&(b.0, &b.1, b.2, b.3, b.4, b.5, 2u64));
+            let got = Pending::new(a.0, &pa, 1, 0).order(&Pending::new(b.0, &pb, 2, 1));
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn unset_provenance_fields_sort_first() {
+        let none = Pending::new(5, &prov("t", None, None, None, 0), 9, 0);
+        let zero = Pending::new(5, &prov("t", Some(0), None, None, 0), 1, 1);
+        assert_eq!(none.order(&zero), Ordering::Less);
+        let kafka = Pending::new(5, &prov("t", None, Some(0), Some(0), 0), 1, 2);
+        assert_eq!(none.order(&kafka), Ordering::Less);
+        assert_eq!(kafka.order(&zero), Ordering::Less);
     }
 }
