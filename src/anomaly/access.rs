@@ -108,6 +108,14 @@ thread_local! {
     static ROUTE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
+/// Forget this thread's interned strings. A replay worker calls it at the start
+/// of each block: the block's accesses then share strings only among
+/// themselves, so the thread that consumes (and drops) an earlier block never
+/// touches the reference counts this thread is updating.
+pub(crate) fn reset_interner() {
+    INTERNED.with_borrow_mut(|slots| slots.iter_mut().for_each(|s| *s = None));
+}
+
 /// `s` as a shared string, reusing this thread's copy when it has one.
 fn intern(s: &str) -> Arc<str> {
     INTERNED.with_borrow_mut(|slots| {

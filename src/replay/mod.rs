@@ -455,6 +455,7 @@ fn process_block(
     pool: &AccessPool,
 ) -> Result<BlockResult, Error> {
     let mut out = engine.output();
+    anomaly::reset_interner();
     if let Some(accesses) = out.accesses.as_mut()
         && let Some(reused) = pool.lock().ok().and_then(|mut p| p.pop())
     {
