@@ -237,25 +237,85 @@ fn path_of(ev: &Event) -> Option<&str> {
     Some(&path[..before_query(path)])
 }
 
-/// Whether a path segment is an identifier rather than a fixed route word.
-fn is_id(seg: &str, prev: &str) -> bool {
-    if seg.is_empty() {
-        return false;
+// Byte classes of path segments, so one pass gives everything [`is_id`] asks.
+const SEG_DIGIT: u8 = 1;
+/// `@ % =`.
+const SEG_SPECIAL: u8 = 2;
+const SEG_ALNUM: u8 = 4;
+/// A hex digit or `-`.
+const SEG_HEX_DASH: u8 = 8;
+
+static SEG_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_digit() {
+            SEG_DIGIT | SEG_ALNUM | SEG_HEX_DASH
+        } else if b.is_ascii_hexdigit() {
+            SEG_ALNUM | SEG_HEX_DASH
+        } else if b.is_ascii_alphabetic() {
+            SEG_ALNUM
+        } else {
+            match b {
+                b'@' | b'%' | b'=' => SEG_SPECIAL,
+                b'-' => SEG_HEX_DASH,
+                _ => 0,
+            }
+        };
+        i += 1;
     }
+    t
+};
+
+/// What one pass over a path segment tells.
+#[derive(Clone, Copy)]
+struct SegShape {
+    digits: usize,
+    /// Classes of any byte.
+    any: u8,
+    /// Classes of every byte.
+    all: u8,
+}
+
+impl SegShape {
+    fn of(seg: &str) -> SegShape {
+        let (mut digits, mut any, mut all) = (0usize, 0u8, u8::MAX);
+        for &b in seg.as_bytes() {
+            let c = SEG_CLASS[usize::from(b)];
+            digits += usize::from(c & SEG_DIGIT);
+            any |= c;
+            all &= c;
+        }
+        SegShape { digits, any, all }
+    }
+}
+
+/// Whether a path segment is an identifier rather than a fixed route word.
+#[cfg(test)]
+fn is_id(seg: &str, prev: &str) -> bool {
+    is_id_shaped(seg, &SegShape::of(seg), prev, &SegShape::of(prev))
+}
+
+/// [`is_id`] with the shapes of the segment and the one before already taken.
+fn is_id_shaped(seg: &str, shape: &SegShape, prev: &str, prev_shape: &SegShape) -> bool {
     let b = seg.as_bytes();
+    let Some(&first) = b.first() else {
+        return false;
+    };
     let resource_before = prev.len() > 1
         && prev.as_bytes()[0].is_ascii_uppercase()
-        && prev.bytes().all(|c| c.is_ascii_alphanumeric());
-    if resource_before && b[0] != b'$' && b[0] != b'_' {
+        && prev_shape.all & SEG_ALNUM != 0;
+    if resource_before && first != b'$' && first != b'_' {
         return true;
     }
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    let version = b.len() <= 4 && (b[0] == b'v' || b[0] == b'V') && digits == b.len() - 1;
+    let digits = shape.digits;
+    let version = b.len() <= 4 && (first == b'v' || first == b'V') && digits == b.len() - 1;
     digits == b.len()
-        || b.iter().any(|c| matches!(c, b'@' | b'%' | b'='))
+        || shape.any & SEG_SPECIAL != 0
         || b.len() > 40
         || (digits > 0 && b.len() >= 6 && !version)
-        || (digits > 0 && !version && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
+        || (digits > 0 && !version && shape.all & SEG_HEX_DASH != 0)
 }
 
 /// The route template of a path and the object it addresses.
@@ -270,15 +330,16 @@ fn template(path: &str) -> (String, Option<Object>) {
 fn template_into(path: &str, out: &mut String) -> Option<Object> {
     out.clear();
     let mut object = None;
-    let mut prev = "";
+    let (mut prev, mut prev_shape) = ("", SegShape::of(""));
     for (i, seg) in path.split_b(b'/').enumerate() {
         if i > 0 {
             out.push('/');
         }
-        if is_id(seg, prev) {
+        let shape = SegShape::of(seg);
+        if is_id_shaped(seg, &shape, prev, &prev_shape) {
             out.push_str("{id}");
             if prev != "_history" {
-                let number = (seg.len() <= 18 && seg.bytes().all(|c| c.is_ascii_digit()))
+                let number = (seg.len() <= 18 && shape.digits == seg.len())
                     .then(|| seg.parse::<u64>().ok())
                     .flatten();
                 object = Some(Object {
@@ -289,7 +350,7 @@ fn template_into(path: &str, out: &mut String) -> Option<Object> {
         } else {
             out.push_str(seg);
         }
-        prev = seg;
+        (prev, prev_shape) = (seg, shape);
     }
     object
 }
@@ -333,12 +394,30 @@ fn is_fhir_id(s: &str) -> bool {
 /// In-memory hash of the credential presented in an auth header.
 fn credential_fp(ev: &Event) -> Option<u64> {
     ev.headers.iter().find_map(|(name, value)| {
-        let used = USE_LOCATIONS
-            .iter()
-            .any(|l| l.len() == name.len() + 7 && l.strip_prefix("header:") == Some(name.as_str()));
-        let v = if used { value.trim() } else { "" };
+        let v = if is_use_header(name) {
+            value.trim()
+        } else {
+            ""
+        };
         (!v.is_empty()).then(|| mem_hash(v))
     })
+}
+
+/// Whether `header:<name>` is one of [`USE_LOCATIONS`] (one `match` on the
+/// name instead of a walk over the list: this runs for every header).
+fn is_use_header(name: &str) -> bool {
+    matches!(
+        name,
+        "authorization"
+            | "proxy-authorization"
+            | "x-api-key"
+            | "apikey"
+            | "api-key"
+            | "x-apikey"
+            | "x-auth-token"
+            | "x-access-token"
+            | "x-goog-api-key"
+    )
 }
 
 /// A masked form of a numeric id: stars and its last two digits.
@@ -353,6 +432,63 @@ pub(crate) fn mask_number(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The plain statement of the identifier test, to check the one-pass version against.
+    fn is_id_reference(seg: &str, prev: &str) -> bool {
+        if seg.is_empty() {
+            return false;
+        }
+        let b = seg.as_bytes();
+        let resource_before = prev.len() > 1
+            && prev.as_bytes()[0].is_ascii_uppercase()
+            && prev.bytes().all(|c| c.is_ascii_alphanumeric());
+        if resource_before && b[0] != b'$' && b[0] != b'_' {
+            return true;
+        }
+        let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+        let version = b.len() <= 4 && (b[0] == b'v' || b[0] == b'V') && digits == b.len() - 1;
+        digits == b.len()
+            || b.iter().any(|c| matches!(c, b'@' | b'%' | b'='))
+            || b.len() > 40
+            || (digits > 0 && b.len() >= 6 && !version)
+            || (digits > 0 && !version && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
+    }
+
+    #[test]
+    fn use_headers_are_the_use_locations() {
+        for l in USE_LOCATIONS {
+            let name = l.strip_prefix("header:").unwrap_or(l);
+            assert!(is_use_header(name), "{l}");
+        }
+        for name in [
+            "host",
+            "user-agent",
+            "x-api-keys",
+            "authorization2",
+            "cookie",
+            "",
+        ] {
+            assert!(!is_use_header(name), "{name}");
+        }
+        // Every name the match accepts is listed (the list is what findings use).
+        let accepted = USE_LOCATIONS
+            .iter()
+            .filter(|l| is_use_header(&l["header:".len()..]))
+            .count();
+        assert_eq!(accepted, 9);
+        assert_eq!(USE_LOCATIONS.len(), 9);
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_id_test_matches_the_plain_one(
+            seg in "[0-9a-fA-FvVxyzPQ$_@%=.~-]{0,44}",
+            prev in "[0-9a-zA-Z$_.-]{0,6}|Patient|Observation|_history",
+        ) {
+            prop_assert_eq!(is_id(&seg, &prev), is_id_reference(&seg, &prev), "{} after {}", seg, prev);
+        }
+    }
 
     #[test]
     fn templates_replace_ids() {

@@ -153,14 +153,20 @@ const HAS_PARTITION: u8 = 2;
 const HAS_OFFSET: u8 = 4;
 
 impl Pending {
-    fn new(time: i64, prov: &crate::event::Provenance, seq: u64, slot: u32) -> Pending {
+    fn new(
+        time: i64,
+        prov: &crate::event::Provenance,
+        source: Arc<str>,
+        seq: u64,
+        slot: u32,
+    ) -> Pending {
         let bit = |set: bool, b: u8| if set { b } else { 0 };
         let has = bit(prov.line.is_some(), HAS_LINE)
             | bit(prov.kafka_partition.is_some(), HAS_PARTITION)
             | bit(prov.kafka_offset.is_some(), HAS_OFFSET);
         Pending {
             time,
-            source: prov.source.clone(),
+            source,
             line: prov.line.unwrap_or(0),
             kafka_offset: prov.kafka_offset.unwrap_or(0),
             kafka_partition: prov.kafka_partition.unwrap_or(0),
@@ -239,6 +245,10 @@ pub struct Detector {
     seq: u64,
     late: u64,
     forced: u64,
+    /// The source of the last access: accesses of one source share this copy,
+    /// so ordering keys compare sources by pointer (a replay hands each block
+    /// its own copy of the input's name).
+    last_source: Option<Arc<str>>,
 }
 
 impl Detector {
@@ -272,6 +282,7 @@ impl Detector {
             seq: 0,
             late: 0,
             forced: 0,
+            last_source: None,
         })
     }
 
@@ -319,7 +330,11 @@ impl Detector {
             }
         };
         // At most `max_buffered` + 1 slots (clamped to 2^30 in `new`).
-        let pending = Pending::new(time, &a.prov, self.seq, slot as u32);
+        let source = match &self.last_source {
+            Some(s) if Arc::ptr_eq(s, &a.prov.source) || **s == *a.prov.source => s.clone(),
+            _ => self.last_source.insert(a.prov.source.clone()).clone(),
+        };
+        let pending = Pending::new(time, &a.prov, source, self.seq, slot as u32);
         self.slots[slot] = Some(a);
         self.buffer.push(pending);
         let w = self.watermark().unwrap_or(i64::MIN);
@@ -436,17 +451,19 @@ mod tests {
             let pa = prov(&a.1, a.2, a.3, a.4, a.5);
             let pb = prov(&b.1, b.2, b.3, b.4, b.5);
             let want = (a.0, &a.1, a.2, a.3, a.4, a.5, 1u64).cmp(&(b.0, &b.1, b.2, b.3, b.4, b.5, 2u64));
-            let got = Pending::new(a.0, &pa, 1, 0).order(&Pending::new(b.0, &pb, 2, 1));
+            let got = Pending::new(a.0, &pa, pa.source.clone(), 1, 0)
+                .order(&Pending::new(b.0, &pb, pb.source.clone(), 2, 1));
             prop_assert_eq!(got, want);
         }
     }
 
     #[test]
     fn unset_provenance_fields_sort_first() {
-        let none = Pending::new(5, &prov("t", None, None, None, 0), 9, 0);
-        let zero = Pending::new(5, &prov("t", Some(0), None, None, 0), 1, 1);
+        let pending = |p: Provenance, seq, slot| Pending::new(5, &p, p.source.clone(), seq, slot);
+        let none = pending(prov("t", None, None, None, 0), 9, 0);
+        let zero = pending(prov("t", Some(0), None, None, 0), 1, 1);
         assert_eq!(none.order(&zero), Ordering::Less);
-        let kafka = Pending::new(5, &prov("t", None, Some(0), Some(0), 0), 1, 2);
+        let kafka = pending(prov("t", None, Some(0), Some(0), 0), 1, 2);
         assert_eq!(none.order(&kafka), Ordering::Less);
         assert_eq!(kafka.order(&zero), Ordering::Less);
     }

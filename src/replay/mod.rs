@@ -466,7 +466,10 @@ fn process_block(
         let prov = Provenance::file_line(job.name.clone(), ov.line);
         engine.oversize(&prov, ov.length, &mut out);
     }
-    let mut prov = Provenance::file_line(job.name.clone(), 0);
+    // A copy of the input's name for this block alone: every access and finding
+    // holds it, and a reference count shared with the thread that drops earlier
+    // blocks' accesses would bounce between cores on every event.
+    let mut prov = Provenance::file_line(Arc::from(&*job.name), 0);
     for (line, record) in file::lines(&job.block) {
         prov.line = Some(line);
         engine.process_record(record, &prov, &mut state, &mut out);
