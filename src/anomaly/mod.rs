@@ -245,10 +245,10 @@ pub struct Detector {
     seq: u64,
     late: u64,
     forced: u64,
-    /// The source of the last access: accesses of one source share this copy,
-    /// so ordering keys compare sources by pointer (a replay hands each block
-    /// its own copy of the input's name).
-    last_source: Option<Arc<str>>,
+    /// The source of the last access as it came, and the copy ordering keys
+    /// hold for that name: keys of one source compare by pointer (a replay
+    /// hands each block its own copy of the input's name).
+    last_source: Option<(Arc<str>, Arc<str>)>,
 }
 
 impl Detector {
@@ -310,8 +310,34 @@ impl Detector {
         self.max_time.map(|m| m.saturating_sub(tol))
     }
 
+    /// [`Detector::observe`] each access of `accesses`, in order, leaving it empty
+    /// (each access moves once, into its slot).
+    pub fn observe_all(&mut self, accesses: &mut Vec<Access>, out: &mut Vec<Finding>) {
+        for a in accesses.drain(..) {
+            self.observe(a, out);
+        }
+    }
+
+    /// The copy of `source` ordering keys hold: the one the last access used
+    /// when it is the same name.
+    fn canonical_source(&mut self, source: &Arc<str>) -> Arc<str> {
+        if let Some((seen, canon)) = &self.last_source {
+            if Arc::ptr_eq(seen, source) || Arc::ptr_eq(canon, source) {
+                return canon.clone();
+            }
+            if **canon == **source {
+                let canon = canon.clone();
+                self.last_source = Some((source.clone(), canon.clone()));
+                return canon;
+            }
+        }
+        self.last_source = Some((source.clone(), source.clone()));
+        source.clone()
+    }
+
     /// Take one access; findings of accesses the watermark releases go to `out`.
     /// An access without a time is placed at the largest time seen.
+    #[inline]
     pub fn observe(&mut self, a: Access, out: &mut Vec<Finding>) {
         let mut time = a.time.or(self.max_time).unwrap_or(0);
         if let Some(w) = self.watermark()
@@ -329,11 +355,8 @@ impl Detector {
                 self.slots.len() - 1
             }
         };
+        let source = self.canonical_source(&a.prov.source);
         // At most `max_buffered` + 1 slots (clamped to 2^30 in `new`).
-        let source = match &self.last_source {
-            Some(s) if Arc::ptr_eq(s, &a.prov.source) || **s == *a.prov.source => s.clone(),
-            _ => self.last_source.insert(a.prov.source.clone()).clone(),
-        };
         let pending = Pending::new(time, &a.prov, source, self.seq, slot as u32);
         self.slots[slot] = Some(a);
         self.buffer.push(pending);

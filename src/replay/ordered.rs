@@ -97,9 +97,7 @@ impl<'a> Collector<'a> {
             st.next += 1;
             st.slug.get_or_insert(b.slug);
             if let (Some(det), Some(mut accesses)) = (self.anomaly.as_deref_mut(), b.accesses) {
-                for a in accesses.drain(..) {
-                    det.observe(a, &mut self.anomaly_findings);
-                }
+                det.observe_all(&mut accesses, &mut self.anomaly_findings);
                 if let Ok(mut pool) = self.pool.lock()
                     && pool.is_empty()
                 {
