@@ -58,13 +58,11 @@ pub(super) fn looks_like(line: &str) -> bool {
 
 fn decode_line(line: &str) -> Result<Event, Error> {
     let open = time_bracket(line).ok_or_else(|| invalid("missing [time]"))?;
-    let head: Vec<&str> = line[..open]
-        .split_b(b' ')
-        .filter(|t| !t.is_empty())
-        .collect();
-    let (vhost, addr, user) = match head.as_slice() {
-        [addr, _ident, user] => (None, *addr, *user),
-        [vhost, addr, _ident, user] => (Some(*vhost), *addr, *user),
+    let mut head = line[..open].split_b(b' ').filter(|t| !t.is_empty());
+    let fields: [Option<&str>; 5] = std::array::from_fn(|_| head.next());
+    let (vhost, addr, user) = match fields {
+        [Some(addr), Some(_ident), Some(user), None, _] => (None, addr, user),
+        [Some(vhost), Some(addr), Some(_ident), Some(user), None] => (Some(vhost), addr, user),
         _ => return Err(invalid("expected 3 or 4 fields before [time]")),
     };
     let mut ev = Event::default();

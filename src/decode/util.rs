@@ -120,14 +120,16 @@ pub(crate) fn text_to_micros(s: &str) -> Option<i64> {
     let s = s.trim();
     let first = *s.as_bytes().first()?;
     if first.is_ascii_digit() || first == b'-' {
+        // The common log format first: its fast path rejects anything else
+        // from the length and three bytes.
+        if let Some(us) = clf_to_micros(s) {
+            return Some(us);
+        }
         if let Some(us) = decimal_to_micros(s, Unit::Auto) {
             return Some(us);
         }
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Some(dt.timestamp_micros());
-        }
-        if let Some(us) = clf_to_micros(s) {
-            return Some(us);
         }
         if let Ok(dt) = DateTime::parse_from_str(s, "%d/%b/%Y:%H:%M:%S%.f %z") {
             return Some(dt.timestamp_micros());
