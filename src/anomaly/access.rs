@@ -455,29 +455,37 @@ mod tests {
             || (digits > 0 && !version && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'))
     }
 
-    #[test]
-    fn use_headers_are_the_use_locations() {
-        for l in USE_LOCATIONS {
-            let name = l.strip_prefix("header:").unwrap_or(l);
-            assert!(is_use_header(name), "{l}");
-        }
-        for name in [
-            "host",
-            "user-agent",
-            "x-api-keys",
-            "authorization2",
-            "cookie",
-            "",
-        ] {
-            assert!(!is_use_header(name), "{name}");
-        }
-        // Every name the match accepts is listed (the list is what findings use).
-        let accepted = USE_LOCATIONS
+    /// The list walk the `match` replaced.
+    fn is_use_header_reference(name: &str) -> bool {
+        USE_LOCATIONS
             .iter()
-            .filter(|l| is_use_header(&l["header:".len()..]))
-            .count();
-        assert_eq!(accepted, 9);
-        assert_eq!(USE_LOCATIONS.len(), 9);
+            .any(|l| l.strip_prefix("header:") == Some(name))
+    }
+
+    proptest! {
+        /// The `match` accepts exactly the names of [`USE_LOCATIONS`]: listed
+        /// names, near misses of them and random header names.
+        #[test]
+        fn use_headers_are_the_use_locations(
+            pick in 0..USE_LOCATIONS.len(),
+            edit in 0usize..4,
+            random in "[a-z-]{0,24}",
+        ) {
+            let listed = &USE_LOCATIONS[pick]["header:".len()..];
+            let names = [
+                listed.to_string(),
+                match edit {
+                    0 => format!("{listed}s"),
+                    1 => listed[1..].to_string(),
+                    2 => listed.replacen('-', "_", 1),
+                    _ => listed.to_uppercase(),
+                },
+                random,
+            ];
+            for name in &names {
+                prop_assert_eq!(is_use_header(name), is_use_header_reference(name), "{}", name);
+            }
+        }
     }
 
     proptest! {

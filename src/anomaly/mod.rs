@@ -114,6 +114,7 @@ pub struct AnomalyConfig {
     /// Cap on keys tracked by all rules together.
     pub max_keys: usize,
     /// Cap on accesses held for reordering; past it the oldest is released early.
+    /// At least 1 and at most 2^30 (larger values are lowered to that).
     pub max_buffered: usize,
 }
 
@@ -128,7 +129,7 @@ impl Default for AnomalyConfig {
 }
 
 /// An access waiting in the reorder buffer, ordered by (time, provenance,
-/// arrival). The ordering key is kept inline and packed into one cache line
+/// arrival). The ordering key is kept inline and packed into 64 bytes
 /// (heap moves and comparisons touch little memory); the access itself waits
 /// in a slot of the detector.
 #[derive(Debug)]
@@ -357,6 +358,7 @@ impl Detector {
         };
         let source = self.canonical_source(&a.prov.source);
         // At most `max_buffered` + 1 slots (clamped to 2^30 in `new`).
+        debug_assert!(u32::try_from(slot).is_ok());
         let pending = Pending::new(time, &a.prov, source, self.seq, slot as u32);
         self.slots[slot] = Some(a);
         self.buffer.push(pending);
@@ -478,6 +480,33 @@ mod tests {
                 .order(&Pending::new(b.0, &pb, pb.source.clone(), 2, 1));
             prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn one_copy_of_each_source_name_while_it_repeats() {
+        let key = Key::from_bytes(b"a test key of 16+ bytes");
+        let mut det = Detector::builtin(&key).expect("built-in rules");
+        // Blocks of one input each bring their own copy of its name.
+        let (a1, a2, b) = (
+            Arc::<str>::from("a.log"),
+            Arc::<str>::from("a.log"),
+            Arc::<str>::from("b.log"),
+        );
+        let first = det.canonical_source(&a1);
+        assert!(Arc::ptr_eq(&first, &a1));
+        let again = det.canonical_source(&a2);
+        assert!(
+            Arc::ptr_eq(&again, &a1),
+            "same name, other copy: the first copy"
+        );
+        assert!(Arc::ptr_eq(&det.canonical_source(&a2), &a1));
+        let other = det.canonical_source(&b);
+        assert_eq!(&*other, "b.log");
+        assert!(Arc::ptr_eq(&other, &b));
+        // After another name, a name starts a copy of its own again: still equal text.
+        let back = det.canonical_source(&a2);
+        assert_eq!(&*back, "a.log");
+        assert!(Arc::ptr_eq(&det.canonical_source(&a1), &back));
     }
 
     #[test]

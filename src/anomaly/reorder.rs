@@ -2,7 +2,7 @@
 //! already (nearly) in order.
 //!
 //! Logs arrive mostly in time order, and an access later than the tolerance is
-//! placed at the watermark, in front of everything waiting. So most pushes land
+//! placed at the watermark, usually in front of everything waiting. So most pushes land
 //! at one end of what is queued. Those go to a sorted double-ended run in O(1);
 //! only the rest go to a binary heap. The smallest item is the smaller of the
 //! run's front and the heap's top, so items come out in exactly the order a
