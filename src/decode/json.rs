@@ -4,13 +4,15 @@
 //! Array indices add no path segment, so `messages[*].details.ruleId` is visited
 //! as `messages.details.ruleId`. Duplicate keys are visited in order (never an
 //! error). Strings are borrowed from the record when they have no escapes.
-//! serde_json's recursion limit stays on, so deep nesting is an error, not a
-//! stack overflow. A top-level array is a batch: each element is one record.
+//! Nesting deeper than serde_json's limit (127) is an error, not a stack
+//! overflow. A top-level array is a batch: each element is one record.
+//!
+//! The grammar, number types and string escapes are serde_json's (RFC 8259,
+//! lone surrogates rejected, integers as u64 / i64 when they fit); a test walks
+//! arbitrary input with both and compares every call.
 
 use super::Error;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
-use std::fmt;
 
 /// One JSON scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,19 +125,26 @@ pub(crate) fn walk<'de, S: Sink<'de>>(
     sink: &mut S,
 ) -> Result<(), Error> {
     RECORD_KEYS.set(None);
-    let mut de = serde_json::Deserializer::from_str(text);
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
     let mut path = String::with_capacity(64);
     let mut keys = 0u64;
-    let top = Top {
-        path: &mut path,
-        sink,
-        keys: &mut keys,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| json_error(format, &e))?;
-    de.end().map_err(|e| json_error(format, &e))?;
+    let shape = parser
+        .top(&mut path, sink, &mut keys)
+        .and_then(|shape| {
+            parser.ws();
+            match parser.peek() {
+                None => Ok(shape),
+                Some(_) => parser.fail("trailing characters"),
+            }
+        })
+        .map_err(|e| e.into_error(text, format))?;
     RECORD_KEYS.set(Some(keys));
-    match top {
+    match shape {
         Shape::Records => Ok(()),
         Shape::NotObject => Err(Error::Invalid {
             format,
@@ -144,96 +153,13 @@ pub(crate) fn walk<'de, S: Sink<'de>>(
     }
 }
 
-/// A serde_json error as a dead-letter reason: syntax errors keep serde_json's
-/// fixed message (which carries only positions); anything else is generic.
-pub(crate) fn json_error(format: &'static str, e: &serde_json::Error) -> Error {
-    use serde_json::error::Category;
-    let message = match e.classify() {
-        Category::Syntax | Category::Eof => e.to_string(),
-        Category::Data => format!("invalid value at line {} column {}", e.line(), e.column()),
-        Category::Io => String::from("i/o error"),
-    };
-    Error::Json { format, message }
-}
-
 /// What the top level held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     /// Objects (one, or a batch; possibly an empty batch).
     Records,
     /// A scalar, or an array with a non-object element.
     NotObject,
-}
-
-struct Top<'p, 's, 'k, S> {
-    path: &'p mut String,
-    sink: &'s mut S,
-    /// Key bits of the record object.
-    keys: &'k mut u64,
-}
-
-impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Top<'_, '_, '_, S> {
-    type Value = Shape;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, '_, S> {
-    type Value = Shape;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a json object or array of objects")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
-        walk_map(self.path, self.sink, map, Some(self.keys))?;
-        self.sink.end_record();
-        Ok(Shape::Records)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
-        let mut shape = Shape::Records;
-        // Detection reads the keys of the first element that is an object or
-        // an array (none when it is an array).
-        let mut container_seen = false;
-        loop {
-            let keys = (!container_seen).then_some(&mut *self.keys);
-            let Some(kind) = seq.next_element_seed(Element {
-                path: &mut *self.path,
-                sink: &mut *self.sink,
-                keys,
-            })?
-            else {
-                break;
-            };
-            container_seen |= kind != ElementKind::Scalar;
-            if kind == ElementKind::Object {
-                self.sink.end_record();
-            } else {
-                shape = Shape::NotObject;
-            }
-        }
-        Ok(shape)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_unit<E>(self) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
 }
 
 /// What one element of a top-level array was.
@@ -244,199 +170,798 @@ enum ElementKind {
     Scalar,
 }
 
-/// One element of a top-level array.
-struct Element<'p, 's, 'k, S> {
-    path: &'p mut String,
-    sink: &'s mut S,
-    /// Where to record the element's key bits, for the first container element.
-    keys: Option<&'k mut u64>,
+/// Deepest nesting of objects and arrays accepted (serde_json's limit).
+const MAX_DEPTH: u32 = 127;
+
+/// A syntax error: what was expected, and the byte offset where it was noticed.
+#[derive(Debug)]
+struct SyntaxError {
+    pos: usize,
+    message: &'static str,
 }
 
-impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Element<'_, '_, '_, S> {
-    type Value = ElementKind;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ElementKind, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, S: Sink<'de>> Visitor<'de> for Element<'_, '_, '_, S> {
-    type Value = ElementKind;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a json object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ElementKind, A::Error> {
-        walk_map(self.path, self.sink, map, self.keys)?;
-        Ok(ElementKind::Object)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ElementKind, A::Error> {
-        Node {
-            path: self.path,
-            sink: self.sink,
+impl SyntaxError {
+    /// The dead-letter reason: the message and a line and column (1-based,
+    /// columns in bytes), never any of the text.
+    fn into_error(self, text: &str, format: &'static str) -> Error {
+        let before = &text.as_bytes()[..self.pos.min(text.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        Error::Json {
+            format,
+            message: format!("{} at line {line} column {column}", self.message),
         }
-        .visit_seq(seq)?;
-        Ok(ElementKind::Array)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<ElementKind, E> {
-        Ok(ElementKind::Scalar)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<ElementKind, E> {
-        Ok(ElementKind::Scalar)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<ElementKind, E> {
-        Ok(ElementKind::Scalar)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<ElementKind, E> {
-        Ok(ElementKind::Scalar)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<ElementKind, E> {
-        Ok(ElementKind::Scalar)
-    }
-    fn visit_unit<E>(self) -> Result<ElementKind, E> {
-        Ok(ElementKind::Scalar)
     }
 }
 
-/// Visit every entry of an object, extending `path` with each key; for the
-/// record object, `keys` collects the bits of its keys.
-fn walk_map<'de, S: Sink<'de>, A: MapAccess<'de>>(
-    path: &mut String,
-    sink: &mut S,
-    mut map: A,
-    mut keys: Option<&mut u64>,
-) -> Result<(), A::Error> {
-    loop {
-        let len = path.len();
-        if !path.is_empty() {
-            path.push('.');
+type Parsed<T> = Result<T, SyntaxError>;
+
+/// Bytes that end a run of plain string content: `"`, `\\` and control characters.
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// The walker's cursor over one record.
+struct Parser<'de> {
+    text: &'de str,
+    bytes: &'de [u8],
+    pos: usize,
+    depth: u32,
+}
+
+impl<'de> Parser<'de> {
+    fn fail<T>(&self, message: &'static str) -> Parsed<T> {
+        Err(SyntaxError {
+            pos: self.pos,
+            message,
+        })
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.pos += 1;
         }
-        let key = Key {
-            path: &mut *path,
-            keys: keys.as_deref_mut(),
+    }
+
+    /// Step over an opening `{` or `[`, one level deeper.
+    fn enter(&mut self) -> Parsed<()> {
+        if self.depth >= MAX_DEPTH {
+            return self.fail("recursion limit exceeded");
+        }
+        self.depth += 1;
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// The top-level value.
+    fn top<S: Sink<'de>>(
+        &mut self,
+        path: &mut String,
+        sink: &mut S,
+        keys: &mut u64,
+    ) -> Parsed<Shape> {
+        self.ws();
+        match self.peek() {
+            Some(b'{') => {
+                self.enter()?;
+                self.object(path, sink, Some(keys))?;
+                sink.end_record();
+                Ok(Shape::Records)
+            }
+            Some(b'[') => {
+                self.enter()?;
+                let mut shape = Shape::Records;
+                // Detection reads the keys of the first element that is an
+                // object or an array (none when it is an array).
+                let mut container_seen = false;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(shape);
+                }
+                loop {
+                    self.ws();
+                    let kind = match self.peek() {
+                        Some(b'{') => {
+                            self.enter()?;
+                            let keys = (!container_seen).then_some(&mut *keys);
+                            self.object(path, sink, keys)?;
+                            ElementKind::Object
+                        }
+                        Some(b'[') => {
+                            self.enter()?;
+                            self.array(path, sink)?;
+                            ElementKind::Array
+                        }
+                        _ => {
+                            self.scalar()?;
+                            ElementKind::Scalar
+                        }
+                    };
+                    container_seen |= kind != ElementKind::Scalar;
+                    if kind == ElementKind::Object {
+                        sink.end_record();
+                    } else {
+                        shape = Shape::NotObject;
+                    }
+                    if self.list_end(b']', "expected `,` or `]`")? {
+                        break;
+                    }
+                }
+                self.depth -= 1;
+                Ok(shape)
+            }
+            _ => {
+                self.scalar()?;
+                Ok(Shape::NotObject)
+            }
+        }
+    }
+
+    /// After a member or element: `,` (false) or the closing byte (true).
+    #[inline]
+    fn list_end(&mut self, close: u8, expected: &'static str) -> Parsed<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            None => self.fail("EOF while parsing a list or object"),
+            Some(_) => self.fail(expected),
+        }
+    }
+
+    /// The members of an object whose `{` was just consumed, extending `path`
+    /// with each key; for the record object, `keys` collects the bits of its keys.
+    fn object<S: Sink<'de>>(
+        &mut self,
+        path: &mut String,
+        sink: &mut S,
+        mut keys: Option<&mut u64>,
+    ) -> Parsed<()> {
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.ws();
+                match self.peek() {
+                    Some(b'"') => self.pos += 1,
+                    None => return self.fail("EOF while parsing an object"),
+                    Some(_) => return self.fail("key must be a string"),
+                }
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                match self.string()? {
+                    // Written without escapes: detection compares raw key
+                    // bytes, so only such keys can carry a bit.
+                    Cow::Borrowed(k) => {
+                        if let Some(bits) = keys.as_deref_mut() {
+                            *bits |= super::detect::key_bit(k.as_bytes());
+                        }
+                        path.push_str(k);
+                    }
+                    Cow::Owned(k) => path.push_str(&k),
+                }
+                self.ws();
+                match self.peek() {
+                    Some(b':') => self.pos += 1,
+                    None => return self.fail("EOF while parsing an object"),
+                    Some(_) => return self.fail("expected `:`"),
+                }
+                self.value(path, sink)?;
+                path.truncate(len);
+                if self.list_end(b'}', "expected `,` or `}`")? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        sink.end_object(path);
+        Ok(())
+    }
+
+    /// The elements of an array whose `[` was just consumed (no path segment).
+    fn array<S: Sink<'de>>(&mut self, path: &mut String, sink: &mut S) -> Parsed<()> {
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.value(path, sink)?;
+                if self.list_end(b']', "expected `,` or `]`")? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// Any value below the top level.
+    fn value<S: Sink<'de>>(&mut self, path: &mut String, sink: &mut S) -> Parsed<()> {
+        self.ws();
+        match self.peek() {
+            Some(b'{') => {
+                self.enter()?;
+                self.object(path, sink, None)
+            }
+            Some(b'[') => {
+                self.enter()?;
+                self.array(path, sink)
+            }
+            _ => {
+                let v = self.scalar()?;
+                sink.scalar(path, v);
+                Ok(())
+            }
+        }
+    }
+
+    /// A string, number, `true`, `false` or `null`.
+    fn scalar(&mut self) -> Parsed<Scalar<'de>> {
+        match self.peek() {
+            Some(b'"') => {
+                self.pos += 1;
+                Ok(Scalar::Str(self.string()?))
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.literal("true", Scalar::Bool(true)),
+            Some(b'f') => self.literal("false", Scalar::Bool(false)),
+            Some(b'n') => self.literal("null", Scalar::Null),
+            None => self.fail("EOF while parsing a value"),
+            Some(_) => self.fail("expected value"),
+        }
+    }
+
+    fn literal(&mut self, word: &str, v: Scalar<'de>) -> Parsed<Scalar<'de>> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(v)
+        } else {
+            self.fail("expected value")
+        }
+    }
+
+    /// The rest of a string whose opening quote was consumed: borrowed when it
+    /// holds no escape.
+    fn string(&mut self) -> Parsed<Cow<'de, str>> {
+        let start = self.pos;
+        self.skip_plain();
+        match self.peek() {
+            Some(b'"') => {
+                // `"` and `\\` are ASCII, so both ends are char boundaries.
+                let s = &self.text[start..self.pos];
+                self.pos += 1;
+                return Ok(Cow::Borrowed(s));
+            }
+            Some(b'\\') => {}
+            Some(_) => {
+                return self
+                    .fail("control character (\\u0000-\\u001F) found while parsing a string");
+            }
+            None => return self.fail("EOF while parsing a string"),
+        }
+        let mut out = String::with_capacity(self.pos - start + 16);
+        out.push_str(&self.text[start..self.pos]);
+        loop {
+            // At a backslash.
+            self.pos += 1;
+            let Some(c) = self.peek() else {
+                return self.fail("EOF while parsing a string");
+            };
+            self.pos += 1;
+            match c {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => out.push(self.unicode_escape()?),
+                _ => {
+                    self.pos -= 1;
+                    return self.fail("invalid escape");
+                }
+            }
+            let run = self.pos;
+            self.skip_plain();
+            out.push_str(&self.text[run..self.pos]);
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {}
+                Some(_) => {
+                    return self
+                        .fail("control character (\\u0000-\\u001F) found while parsing a string");
+                }
+                None => return self.fail("EOF while parsing a string"),
+            }
+        }
+    }
+
+    /// Advance over bytes that are neither `"`, `\\` nor control characters,
+    /// eight at a time.
+    #[inline]
+    fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        // High bit of each byte of `v` that is zero; exact for the lowest one
+        // (a borrow only disturbs the bytes above a zero byte).
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        while let Some(chunk) = self.bytes[self.pos..].first_chunk::<8>() {
+            let v = u64::from_le_bytes(*chunk);
+            let stop = zero(v ^ (ONES * u64::from(b'"')))
+                | zero(v ^ (ONES * u64::from(b'\\')))
+                | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+            if stop != 0 {
+                self.pos += (stop.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.pos += 8;
+        }
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if STRING_STOP[usize::from(b)] {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// The character of a `\\u` escape (its `\\u` consumed), a surrogate pair
+    /// taking a second escape.
+    fn unicode_escape(&mut self) -> Parsed<char> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xDC00..=0xDFFF => return self.fail("lone leading surrogate in hex escape"),
+            0xD800..=0xDBFF => {
+                if self.bytes[self.pos..].starts_with(b"\\u") {
+                    self.pos += 2;
+                } else if self.pos + 2 > self.bytes.len() {
+                    return self.fail("EOF while parsing a string");
+                } else {
+                    return self.fail("unexpected end of hex escape");
+                }
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return self.fail("lone leading surrogate in hex escape");
+                }
+                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            }
+            c => c,
         };
-        if map.next_key_seed(key)?.is_none() {
+        match char::from_u32(code) {
+            Some(c) => Ok(c),
+            None => self.fail("invalid unicode code point"),
+        }
+    }
+
+    fn hex4(&mut self) -> Parsed<u32> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let Some(b) = self.peek() else {
+                return self.fail("EOF while parsing a string");
+            };
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return self.fail("invalid escape"),
+            };
+            v = v * 16 + u32::from(d);
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+
+    #[inline]
+    fn digits(&mut self) -> usize {
+        let from = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - from
+    }
+
+    /// A number: u64 or i64 when it is an integer that fits, else f64.
+    fn number(&mut self) -> Parsed<Scalar<'de>> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return self.fail("invalid number");
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return self.fail("invalid number"),
+        }
+        let int_end = self.pos;
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return self.fail("invalid number");
+            }
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return self.fail("invalid number");
+            }
+            integer = false;
+        }
+        if integer && let Ok(v) = self.text[int_start..int_end].parse::<u64>() {
+            if !negative {
+                return Ok(Scalar::UInt(v));
+            }
+            // As serde_json: -0 and magnitudes beyond i64 become floats.
+            let n = (v as i64).wrapping_neg();
+            if n < 0 {
+                return Ok(Scalar::Int(n));
+            }
+        }
+        match self.text[start..self.pos].parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Scalar::Float(v)),
+            _ => self.fail("number out of range"),
+        }
+    }
+}
+
+/// The serde_json walk the hand-written one replaced: the oracle its tests
+/// compare against.
+#[cfg(test)]
+mod reference {
+    use super::{ElementKind, Error, RECORD_KEYS, Scalar, Shape, Sink};
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
+    use std::fmt;
+
+    /// Walk `text`: one object, or an array of objects (a batch). Errors carry
+    /// positions, never content.
+    pub(crate) fn walk_reference<'de, S: Sink<'de>>(
+        text: &'de str,
+        format: &'static str,
+        sink: &mut S,
+    ) -> Result<(), Error> {
+        RECORD_KEYS.set(None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut path = String::with_capacity(64);
+        let mut keys = 0u64;
+        let top = Top {
+            path: &mut path,
+            sink,
+            keys: &mut keys,
+        }
+        .deserialize(&mut de)
+        .map_err(|e| json_error(format, &e))?;
+        de.end().map_err(|e| json_error(format, &e))?;
+        RECORD_KEYS.set(Some(keys));
+        match top {
+            Shape::Records => Ok(()),
+            Shape::NotObject => Err(Error::Invalid {
+                format,
+                message: String::from("expected a json object or an array of objects"),
+            }),
+        }
+    }
+
+    /// A serde_json error as a dead-letter reason: syntax errors keep serde_json's
+    /// fixed message (which carries only positions); anything else is generic.
+    fn json_error(format: &'static str, e: &serde_json::Error) -> Error {
+        use serde_json::error::Category;
+        let message = match e.classify() {
+            Category::Syntax | Category::Eof => e.to_string(),
+            Category::Data => format!("invalid value at line {} column {}", e.line(), e.column()),
+            Category::Io => String::from("i/o error"),
+        };
+        Error::Json { format, message }
+    }
+
+    struct Top<'p, 's, 'k, S> {
+        path: &'p mut String,
+        sink: &'s mut S,
+        /// Key bits of the record object.
+        keys: &'k mut u64,
+    }
+
+    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Top<'_, '_, '_, S> {
+        type Value = Shape;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, '_, S> {
+        type Value = Shape;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a json object or array of objects")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
+            walk_map(self.path, self.sink, map, Some(self.keys))?;
+            self.sink.end_record();
+            Ok(Shape::Records)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+            let mut shape = Shape::Records;
+            // Detection reads the keys of the first element that is an object or
+            // an array (none when it is an array).
+            let mut container_seen = false;
+            loop {
+                let keys = (!container_seen).then_some(&mut *self.keys);
+                let Some(kind) = seq.next_element_seed(Element {
+                    path: &mut *self.path,
+                    sink: &mut *self.sink,
+                    keys,
+                })?
+                else {
+                    break;
+                };
+                container_seen |= kind != ElementKind::Scalar;
+                if kind == ElementKind::Object {
+                    self.sink.end_record();
+                } else {
+                    shape = Shape::NotObject;
+                }
+            }
+            Ok(shape)
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_unit<E>(self) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+    }
+
+    /// One element of a top-level array.
+    struct Element<'p, 's, 'k, S> {
+        path: &'p mut String,
+        sink: &'s mut S,
+        /// Where to record the element's key bits, for the first container element.
+        keys: Option<&'k mut u64>,
+    }
+
+    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Element<'_, '_, '_, S> {
+        type Value = ElementKind;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ElementKind, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de, S: Sink<'de>> Visitor<'de> for Element<'_, '_, '_, S> {
+        type Value = ElementKind;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a json object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ElementKind, A::Error> {
+            walk_map(self.path, self.sink, map, self.keys)?;
+            Ok(ElementKind::Object)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ElementKind, A::Error> {
+            Node {
+                path: self.path,
+                sink: self.sink,
+            }
+            .visit_seq(seq)?;
+            Ok(ElementKind::Array)
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<ElementKind, E> {
+            Ok(ElementKind::Scalar)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<ElementKind, E> {
+            Ok(ElementKind::Scalar)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<ElementKind, E> {
+            Ok(ElementKind::Scalar)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<ElementKind, E> {
+            Ok(ElementKind::Scalar)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<ElementKind, E> {
+            Ok(ElementKind::Scalar)
+        }
+        fn visit_unit<E>(self) -> Result<ElementKind, E> {
+            Ok(ElementKind::Scalar)
+        }
+    }
+
+    /// Visit every entry of an object, extending `path` with each key; for the
+    /// record object, `keys` collects the bits of its keys.
+    fn walk_map<'de, S: Sink<'de>, A: MapAccess<'de>>(
+        path: &mut String,
+        sink: &mut S,
+        mut map: A,
+        mut keys: Option<&mut u64>,
+    ) -> Result<(), A::Error> {
+        loop {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            let key = Key {
+                path: &mut *path,
+                keys: keys.as_deref_mut(),
+            };
+            if map.next_key_seed(key)?.is_none() {
+                path.truncate(len);
+                break;
+            }
+            map.next_value_seed(Node {
+                path: &mut *path,
+                sink: &mut *sink,
+            })?;
             path.truncate(len);
-            break;
         }
-        map.next_value_seed(Node {
-            path: &mut *path,
-            sink: &mut *sink,
-        })?;
-        path.truncate(len);
+        sink.end_object(path);
+        Ok(())
     }
-    sink.end_object(path);
-    Ok(())
-}
 
-/// Appends an object key to the path (and its bit to `keys`).
-struct Key<'p, 'k> {
-    path: &'p mut String,
-    keys: Option<&'k mut u64>,
-}
-
-impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
+    /// Appends an object key to the path (and its bit to `keys`).
+    struct Key<'p, 'k> {
+        path: &'p mut String,
+        keys: Option<&'k mut u64>,
     }
-}
 
-impl<'de> Visitor<'de> for Key<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        // Borrowed means written without escapes: detection compares raw key
-        // bytes, so only such keys can carry a bit.
-        if let Some(keys) = self.keys {
-            *keys |= super::detect::key_bit(v.as_bytes());
+    impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_str(self)
         }
-        self.path.push_str(v);
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.path.push_str(v);
-        Ok(())
-    }
-}
-
-/// Any value below the top level.
-struct Node<'p, 's, S> {
-    path: &'p mut String,
-    sink: &'s mut S,
-}
-
-impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Node<'_, '_, S> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, S: Sink<'de>> Visitor<'de> for Node<'_, '_, S> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any json value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        walk_map(self.path, self.sink, map, None)
+    impl<'de> Visitor<'de> for Key<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object key")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+            // Borrowed means written without escapes: detection compares raw key
+            // bytes, so only such keys can carry a bit.
+            if let Some(keys) = self.keys {
+                *keys |= super::super::detect::key_bit(v.as_bytes());
+            }
+            self.path.push_str(v);
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+            self.path.push_str(v);
+            Ok(())
+        }
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(Node {
-                path: &mut *self.path,
-                sink: &mut *self.sink,
-            })?
-            .is_some()
-        {}
-        Ok(())
+    /// Any value below the top level.
+    struct Node<'p, 's, S> {
+        path: &'p mut String,
+        sink: &'s mut S,
     }
 
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.sink.scalar(self.path, Scalar::Str(Cow::Borrowed(v)));
-        Ok(())
+    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Node<'_, '_, S> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
     }
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.sink
-            .scalar(self.path, Scalar::Str(Cow::Owned(v.to_owned())));
-        Ok(())
-    }
-    fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.sink.scalar(self.path, Scalar::Str(Cow::Owned(v)));
-        Ok(())
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.sink.scalar(self.path, Scalar::Bool(v));
-        Ok(())
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.sink.scalar(self.path, Scalar::Int(v));
-        Ok(())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.sink.scalar(self.path, Scalar::UInt(v));
-        Ok(())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.sink.scalar(self.path, Scalar::Float(v));
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        self.sink.scalar(self.path, Scalar::Null);
-        Ok(())
+
+    impl<'de, S: Sink<'de>> Visitor<'de> for Node<'_, '_, S> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any json value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+            walk_map(self.path, self.sink, map, None)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq
+                .next_element_seed(Node {
+                    path: &mut *self.path,
+                    sink: &mut *self.sink,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+            self.sink.scalar(self.path, Scalar::Str(Cow::Borrowed(v)));
+            Ok(())
+        }
+        fn visit_str<E>(self, v: &str) -> Result<(), E> {
+            self.sink
+                .scalar(self.path, Scalar::Str(Cow::Owned(v.to_owned())));
+            Ok(())
+        }
+        fn visit_string<E>(self, v: String) -> Result<(), E> {
+            self.sink.scalar(self.path, Scalar::Str(Cow::Owned(v)));
+            Ok(())
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+            self.sink.scalar(self.path, Scalar::Bool(v));
+            Ok(())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+            self.sink.scalar(self.path, Scalar::Int(v));
+            Ok(())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+            self.sink.scalar(self.path, Scalar::UInt(v));
+            Ok(())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+            self.sink.scalar(self.path, Scalar::Float(v));
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            self.sink.scalar(self.path, Scalar::Null);
+            Ok(())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[derive(Default)]
     struct Collect {
@@ -496,5 +1021,261 @@ mod tests {
             let msg = err.to_string();
             assert!(!msg.contains("123"), "{msg}");
         }
+    }
+
+    /// Everything a sink saw, with floats kept apart for a tolerant comparison.
+    #[derive(Debug, Default, PartialEq)]
+    struct Record {
+        calls: Vec<String>,
+        floats: Vec<f64>,
+    }
+
+    impl<'de> Sink<'de> for Record {
+        fn scalar(&mut self, path: &str, value: Scalar<'de>) {
+            let v = match value {
+                Scalar::Float(f) => {
+                    self.floats.push(f);
+                    String::from("float")
+                }
+                Scalar::Str(Cow::Borrowed(s)) => format!("borrowed {s:?}"),
+                Scalar::Str(Cow::Owned(s)) => format!("owned {s:?}"),
+                other => format!("{other:?}"),
+            };
+            self.calls.push(format!("{path} = {v}"));
+        }
+        fn end_object(&mut self, path: &str) {
+            self.calls.push(format!("end {path}"));
+        }
+        fn end_record(&mut self) {
+            self.calls.push(String::from("record"));
+        }
+    }
+
+    /// Walk `text` with the hand-written walker and with serde_json; both must
+    /// accept or reject it alike and, when they accept it, make the same calls.
+    fn same_as_serde(text: &str) -> Result<(), TestCaseError> {
+        let (mut ours, mut theirs) = (Record::default(), Record::default());
+        let got = walk(text, "t", &mut ours);
+        let got_keys = take_record_keys();
+        let want = reference::walk_reference(text, "t", &mut theirs);
+        let want_keys = take_record_keys();
+        let kind = |r: &Result<(), Error>| match r {
+            Ok(()) => "ok",
+            Err(Error::Json { .. }) => "syntax",
+            Err(Error::Invalid { .. }) => "not an object",
+            Err(_) => "other",
+        };
+        prop_assert_eq!(kind(&got), kind(&want), "{:?} vs {:?}", got, want);
+        prop_assert_eq!(got_keys, want_keys);
+        if want.is_ok() {
+            prop_assert_eq!(&ours.calls, &theirs.calls);
+            prop_assert_eq!(ours.floats.len(), theirs.floats.len());
+            for (a, b) in ours.floats.iter().zip(&theirs.floats) {
+                // serde_json's default (fast, not always correctly rounded)
+                // float parser may be a few units in the last place off.
+                let ulps = a.to_bits().abs_diff(b.to_bits());
+                prop_assert!(a == b || ulps <= 16, "{} vs {} ({} ulps)", a, b, ulps);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fragments that are valid JSON tokens, nearly valid ones, and the keys
+    /// format detection looks for.
+    const TOKENS: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        " ",
+        "\n",
+        "\t",
+        "\"a\"",
+        "\"started_at\"",
+        "\"latencies\"",
+        "\"httpRequest\"",
+        "\"x\\\"y\"",
+        "\"\\u00e9\\/\\n\"",
+        "\"\\ud83d\\ude00\"",
+        "\"\\ud83d\"",
+        "\"\\ud83dx\"",
+        "\"\\udc00\"",
+        "\"\\u12\"",
+        "\"\\q\"",
+        "\"\u{1}\"",
+        "\"\u{1f}\"",
+        "\"\\udfff\"",
+        "\"é\"",
+        "\"",
+        "\\",
+        "0",
+        "-0",
+        "01",
+        "1.5",
+        "-2.5e-3",
+        "1e400",
+        "1E+2",
+        "1.",
+        ".5",
+        "-",
+        "2e",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551615",
+        "18446744073709551616",
+        "123456789012345678901234567890",
+        "true",
+        "false",
+        "null",
+        "nul",
+        "tru",
+        "x",
+    ];
+
+    fn scalar_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|v| v.to_string()),
+            any::<i64>().prop_map(|v| v.to_string()),
+            (-3i64..3).prop_map(|v| v.to_string()),
+            proptest::sample::select(NUMBERS).prop_map(String::from),
+            any::<f64>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{v:e}")),
+            any::<String>().prop_map(|s| serde_json::Value::String(s).to_string()),
+            "[a-z\\\\\"/]{0,6}".prop_map(|s| serde_json::Value::String(s).to_string()),
+            Just(String::from("true")),
+            Just(String::from("null")),
+        ]
+    }
+
+    /// Valid JSON with random spacing.
+    fn valid_json() -> impl Strategy<Value = String> {
+        let leaf = scalar_text();
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6)
+                    .prop_map(|items| format!("[ {} ]", items.join(" ,"))),
+                proptest::collection::vec(("[a-z_.]{0,8}", inner), 0..6).prop_map(|members| {
+                    let body: Vec<String> = members
+                        .into_iter()
+                        .map(|(k, v)| format!("{:?}\n: {v}", k))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Valid records (objects, batches, scalars) give serde_json's calls.
+        #[test]
+        fn valid_json_walks_like_serde(text in valid_json()) {
+            same_as_serde(&text)?;
+        }
+
+        /// Valid records with one fragment inserted, deleted or truncated are
+        /// accepted or rejected as serde_json does.
+        #[test]
+        fn damaged_json_fails_like_serde(
+            text in valid_json(),
+            at in any::<proptest::sample::Index>(),
+            token in proptest::sample::select(TOKENS),
+            how in 0u8..3,
+        ) {
+            let mut cut = at.index(text.len() + 1);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let damaged = match how {
+                0 => format!("{}{token}{}", &text[..cut], &text[cut..]),
+                1 => text[..cut].to_string(),
+                _ => {
+                    let mut end = (cut + 1).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    format!("{}{}", &text[..cut], &text[end..])
+                }
+            };
+            same_as_serde(&damaged)?;
+        }
+
+        /// Arbitrary token soup.
+        #[test]
+        fn token_soup_walks_like_serde(tokens in proptest::collection::vec(proptest::sample::select(TOKENS), 0..24)) {
+            same_as_serde(&tokens.concat())?;
+        }
+
+        /// Arbitrary text never panics and agrees on acceptance.
+        #[test]
+        fn arbitrary_text_walks_like_serde(text in any::<String>()) {
+            same_as_serde(&text)?;
+        }
+    }
+
+    /// Numbers at the edges of serde_json's types, and malformed ones.
+    const NUMBERS: &[&str] = &[
+        "0",
+        "-0",
+        "-0.0",
+        "7",
+        "-7",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551615",
+        "18446744073709551616",
+        "123456789012345678901234567890",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "1.0",
+        "0.1e1",
+        "2E+2",
+        "00",
+        "-",
+        "1.e1",
+        ".5",
+        "1e",
+        "-a",
+    ];
+
+    #[test]
+    fn numbers_are_typed_as_serde_json_types_them() {
+        for &n in NUMBERS {
+            same_as_serde(&format!("{{\"n\":{n}}}")).expect(n);
+            same_as_serde(&format!("[{{\"n\":[{n}]}}]")).expect(n);
+        }
+    }
+
+    #[test]
+    fn nesting_limit_is_serde_jsons() {
+        for depth in [126, 127, 128, 129] {
+            // Arrays inside a record object: depth + 1 levels in all.
+            let text = format!(
+                "{{\"a\":{}{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            );
+            let ours = walk(&text, "t", &mut Record::default());
+            assert_eq!(ours.is_ok(), depth <= 127, "depth {depth}");
+            same_as_serde(&text).expect("as serde_json");
+            let text = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+            let ours = walk(&text, "t", &mut Record::default());
+            assert_eq!(ours.is_ok(), depth <= 127, "object depth {depth}");
+            same_as_serde(&text).expect("as serde_json");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let err =
+            walk("{\"a\":1,\n \"b\" 2}", "t", &mut Record::default()).expect_err("missing colon");
+        assert!(err.to_string().contains("line 2 column 6"), "{err}");
     }
 }
