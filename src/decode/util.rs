@@ -122,7 +122,7 @@ pub(crate) fn text_to_micros(s: &str) -> Option<i64> {
     if first.is_ascii_digit() || first == b'-' {
         // The common log format first: its fast path rejects anything else
         // from the length and three bytes.
-        if let Some(us) = clf_to_micros(s) {
+        if let Some(us) = clf_to_micros(s).or_else(|| rfc3339_to_micros(s)) {
             return Some(us);
         }
         if let Some(us) = decimal_to_micros(s, Unit::Auto) {
@@ -182,6 +182,66 @@ fn clf_to_micros(s: &str) -> Option<i64> {
     };
     let offset = i64::from(num(22..24)? * 3600 + num(24..26)? * 60) * sign;
     Some((dt.and_utc().timestamp() - offset) * MICROS)
+}
+
+/// Fast path for the usual RFC 3339 shape `2024-01-02T03:04:05[.fff]Z` (or
+/// with a `+hh:mm` / `-hh:mm` offset; 1 to 9 fraction digits); `None` for
+/// anything else, which is left to chrono's parser (it gives the same answer
+/// for everything accepted here).
+fn rfc3339_to_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0')))
+    };
+    let mut at = 19;
+    let mut micros = 0i64;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        // Microseconds: the first six digits (chrono truncates the same way).
+        let frac = &b[at + 1..at + 1 + digits.min(6)];
+        micros = frac
+            .iter()
+            .fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0'))
+            * 10i64.pow(6 - frac.len() as u32);
+        at += 1 + digits;
+    }
+    let offset = match &b[at..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = i64::from(h * 3600 + m * 60);
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    let (second, minute, hour) = (num(17..19)?, num(14..16)?, num(11..13)?);
+    if second > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let dt = date.and_hms_opt(hour, minute, second)?;
+    Some((dt.and_utc().timestamp() - offset) * MICROS + micros)
 }
 
 /// Seconds to milliseconds, rounded to the microsecond so `0.042311` s reads
@@ -417,5 +477,40 @@ mod tests {
                 .next_field()
                 .is_err()
         );
+    }
+
+    /// chrono's answer for an RFC 3339 text (the path the fast one shortcuts).
+    fn by_chrono(s: &str) -> Option<i64> {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|dt| dt.timestamp_micros())
+    }
+
+    proptest::proptest! {
+        /// Every time the RFC 3339 fast path accepts, chrono reads the same.
+        #[test]
+        fn rfc3339_fast_path_agrees_with_chrono(
+            y in 0u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..26, mi in 0u32..61,
+            sec in 0u32..62, frac in proptest::option::of("[0-9]{1,11}"),
+            zone in proptest::sample::select(&["Z", "z", "+00:00", "-07:30", "+14:00", "+24:00", "-00:60", "+0530", ""][..]),
+        ) {
+            let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{frac}{zone}");
+            if let Some(fast) = rfc3339_to_micros(&text) {
+                proptest::prop_assert_eq!(Some(fast), by_chrono(&text), "{}", text);
+            }
+            // Valid dates in the usual shape take the fast path.
+            if by_chrono(&text).is_some() && zone == "Z" && sec < 60 && frac.len() <= 10 {
+                proptest::prop_assert!(rfc3339_to_micros(&text).is_some(), "{}", text);
+            }
+        }
+
+        /// Arbitrary text: the fast path never panics and never disagrees.
+        #[test]
+        fn rfc3339_fast_path_never_disagrees(text in "[0-9T:.Z+ -]{0,32}") {
+            if let Some(fast) = rfc3339_to_micros(&text) {
+                proptest::prop_assert_eq!(Some(fast), by_chrono(&text), "{}", text);
+            }
+        }
     }
 }
