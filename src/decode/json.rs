@@ -9,7 +9,11 @@
 //!
 //! The grammar, number types and string escapes are serde_json's (RFC 8259,
 //! lone surrogates rejected, integers as u64 / i64 when they fit); a test walks
-//! arbitrary input with both and compares every call.
+//! arbitrary input with both and compares every call. Floats are correctly
+//! rounded, where serde_json's default parser is approximate: they may differ
+//! in the last bits, and a spelling of a number within rounding of f64::MAX
+//! (`1.7976931348623158e308`) is accepted or rejected by its correctly rounded
+//! value rather than serde_json's approximation.
 
 use super::Error;
 use std::borrow::Cow;
