@@ -21,12 +21,16 @@ unsafe extern "C" {
     fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
 }
 
-fn tune_allocator() {
-    // mimalloc reads these (the second is the option's older name) at start-up.
-    let user_set = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
+/// Whether the user set the purge delay: mimalloc reads these variables (the
+/// second is the option's older name) at start-up.
+fn purge_delay_set_by_user() -> bool {
+    ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
         .iter()
-        .any(|v| std::env::var_os(v).is_some());
-    if !user_set {
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+fn tune_allocator() {
+    if !purge_delay_set_by_user() {
         // SAFETY: mi_option_set only stores one integer option of the linked
         // mimalloc; the index is the purge delay's (checked by a test).
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
@@ -583,10 +587,7 @@ fn or_none(items: &[String]) -> String {
 mod tests {
     #[test]
     fn purge_delay_option_is_the_one_set() {
-        if ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some())
-        {
+        if super::purge_delay_set_by_user() {
             return;
         }
         // SAFETY: reads one integer option of the linked mimalloc.

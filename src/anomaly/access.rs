@@ -394,12 +394,10 @@ fn is_fhir_id(s: &str) -> bool {
 /// In-memory hash of the credential presented in an auth header.
 fn credential_fp(ev: &Event) -> Option<u64> {
     ev.headers.iter().find_map(|(name, value)| {
-        let v = if is_use_header(name) {
-            value.trim()
-        } else {
-            ""
-        };
-        (!v.is_empty()).then(|| mem_hash(v))
+        is_use_header(name)
+            .then(|| value.trim())
+            .filter(|v| !v.is_empty())
+            .map(mem_hash)
     })
 }
 

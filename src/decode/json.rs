@@ -131,7 +131,6 @@ pub(crate) fn walk<'de, S: Sink<'de>>(
     RECORD_KEYS.set(None);
     let mut parser = Parser {
         text,
-        bytes: text.as_bytes(),
         pos: 0,
         depth: 0,
     };
@@ -216,7 +215,6 @@ static STRING_STOP: [bool; 256] = {
 /// The walker's cursor over one record.
 struct Parser<'de> {
     text: &'de str,
-    bytes: &'de [u8],
     pos: usize,
     depth: u32,
 }
@@ -231,7 +229,7 @@ impl<'de> Parser<'de> {
 
     #[inline]
     fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
+        self.text.as_bytes().get(self.pos).copied()
     }
 
     #[inline]
@@ -441,7 +439,7 @@ impl<'de> Parser<'de> {
     }
 
     fn literal(&mut self, word: &str, v: Scalar<'de>) -> Parsed<Scalar<'de>> {
-        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+        if self.text.as_bytes()[self.pos..].starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(v)
         } else {
@@ -519,7 +517,7 @@ impl<'de> Parser<'de> {
         // High bit of each byte of `v` that is zero; exact for the lowest one
         // (a borrow only disturbs the bytes above a zero byte).
         let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        while let Some(chunk) = self.bytes[self.pos..].first_chunk::<8>() {
+        while let Some(chunk) = self.text.as_bytes()[self.pos..].first_chunk::<8>() {
             let v = u64::from_le_bytes(*chunk);
             let stop = zero(v ^ (ONES * u64::from(b'"')))
                 | zero(v ^ (ONES * u64::from(b'\\')))
@@ -530,7 +528,7 @@ impl<'de> Parser<'de> {
             }
             self.pos += 8;
         }
-        while let Some(&b) = self.bytes.get(self.pos) {
+        while let Some(&b) = self.text.as_bytes().get(self.pos) {
             if STRING_STOP[usize::from(b)] {
                 break;
             }
@@ -545,9 +543,9 @@ impl<'de> Parser<'de> {
         let code = match first {
             0xDC00..=0xDFFF => return self.fail("lone leading surrogate in hex escape"),
             0xD800..=0xDBFF => {
-                if self.bytes[self.pos..].starts_with(b"\\u") {
+                if self.text.as_bytes()[self.pos..].starts_with(b"\\u") {
                     self.pos += 2;
-                } else if self.pos + 2 > self.bytes.len() {
+                } else if self.pos + 2 > self.text.len() {
                     return self.fail("EOF while parsing a string");
                 } else {
                     return self.fail("unexpected end of hex escape");

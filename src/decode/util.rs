@@ -120,8 +120,8 @@ pub(crate) fn text_to_micros(s: &str) -> Option<i64> {
     let s = s.trim();
     let first = *s.as_bytes().first()?;
     if first.is_ascii_digit() || first == b'-' {
-        // The common log format first: its fast path rejects anything else
-        // from the length and three bytes.
+        // The common log format and the usual RFC 3339 shape first: their
+        // fast paths reject anything else from the length and a few bytes.
         if let Some(us) = clf_to_micros(s).or_else(|| rfc3339_to_micros(s)) {
             return Some(us);
         }
@@ -155,6 +155,15 @@ pub(crate) fn text_to_micros(s: &str) -> Option<i64> {
         .map(|dt| dt.and_utc().timestamp_micros())
 }
 
+/// The decimal number written in `b[r]` when those bytes are all digits (at
+/// most nine, so it fits).
+fn digits_at(b: &[u8], r: std::ops::Range<usize>) -> Option<u32> {
+    let d = b.get(r)?;
+    d.iter()
+        .all(u8::is_ascii_digit)
+        .then(|| d.iter().fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0')))
+}
+
 /// Fast path for the common log format time `02/Jan/2024:03:04:05 +0000`
 /// (no fraction); anything else is left to chrono's parser.
 fn clf_to_micros(s: &str) -> Option<i64> {
@@ -162,12 +171,7 @@ fn clf_to_micros(s: &str) -> Option<i64> {
     if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let d = b.get(r)?;
-        d.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| d.iter().fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0')))
-    };
+    let num = |r: std::ops::Range<usize>| digits_at(b, r);
     const MONTHS: [&[u8; 3]; 12] = [
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
         b"Dec",
@@ -199,12 +203,7 @@ fn rfc3339_to_micros(s: &str) -> Option<i64> {
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let d = b.get(r)?;
-        d.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| d.iter().fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0')))
-    };
+    let num = |r: std::ops::Range<usize>| digits_at(b, r);
     let mut at = 19;
     let mut micros = 0i64;
     if b[at] == b'.' {
@@ -216,11 +215,8 @@ fn rfc3339_to_micros(s: &str) -> Option<i64> {
             return None;
         }
         // Microseconds: the first six digits (chrono truncates the same way).
-        let frac = &b[at + 1..at + 1 + digits.min(6)];
-        micros = frac
-            .iter()
-            .fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0'))
-            * 10i64.pow(6 - frac.len() as u32);
+        let kept = digits.min(6);
+        micros = i64::from(num(at + 1..at + 1 + kept)?) * 10i64.pow(6 - kept as u32);
         at += 1 + digits;
     }
     let offset = match &b[at..] {
