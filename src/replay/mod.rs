@@ -1,9 +1,10 @@
 //! `phiwatch replay`: files in, Parquet out, in parallel.
 //!
 //! Readers (one per input at a time) cut each input into line-aligned blocks; a
-//! bounded queue hands blocks to worker threads, which decode, detect and write one
-//! findings file (and one dead-letter file) per block under a name derived from the
-//! input and the block number, so the same input always gives the same files.
+//! bounded queue hands blocks to worker threads, which decode and detect and hand
+//! back each block's findings and dead letters as columns; this thread writes them
+//! per input, in block order, in parts of a fixed row budget (see [`ordered`]), so
+//! the same input always gives the same files.
 //! Memory is bounded by the queues: (threads x 2 + readers) blocks in flight, and
 //! as many finished blocks waiting for their turn (see [`ordered`]).
 
@@ -17,6 +18,7 @@ use crate::sink::dead_letter::{self, DeadLetter};
 use crate::sink::parquet::{self, Written};
 use crate::sink::{findings, manifest};
 use crate::source::file::{self, Block, BlockReader, Input};
+use arrow::array::RecordBatch;
 use ordered::{AccessPool, Collector, Ordered};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -159,7 +161,8 @@ struct BlockDone {
     index: u64,
     slug: Arc<str>,
     stats: Stats,
-    written: Vec<Written>,
+    findings: Option<RecordBatch>,
+    dead_letters: Option<RecordBatch>,
     exposure: Option<Accumulator>,
     accesses: Option<Vec<Access>>,
 }
@@ -192,6 +195,7 @@ pub fn replay(
         &opts.out_dir,
         key_id,
         ordered::EXPOSURE_ROWS_PER_PART,
+        ordered::FINDING_ROWS_PER_PART,
         &pool,
     );
     let next_input = AtomicUsize::new(0);
@@ -218,9 +222,7 @@ pub fn replay(
             let name = format!("work-{n}");
             let t = std::thread::Builder::new()
                 .name(name.clone())
-                .spawn_scoped(s, move || {
-                    worker(engine, job_rx, &msg_tx, &opts.out_dir, progress, pool)
-                });
+                .spawn_scoped(s, move || worker(engine, job_rx, &msg_tx, progress, pool));
             spawned = spawned.and(t.map(drop).map_err(|source| Error::Spawn { name, source }));
         }
         // Without every worker there is nothing to read for: readers would wait.
@@ -257,16 +259,18 @@ pub fn replay(
                         index,
                         slug,
                         stats,
-                        written,
+                        findings,
+                        dead_letters,
                         exposure,
                         accesses,
                     } = *done;
                     summary.stats.merge(&stats);
-                    summary.files.extend(written);
                     let b = Ordered {
                         slug,
                         exposure,
                         accesses,
+                        findings,
+                        dead_letters,
                     };
                     if let Err(e) = ordered.block(input, index, b) {
                         first_error.get_or_insert(e);
@@ -402,7 +406,6 @@ fn worker(
     engine: &Engine,
     job_rx: &Mutex<Receiver<Job>>,
     msg_tx: &SyncSender<Msg>,
-    out_dir: &Path,
     progress: &Progress,
     pool: &AccessPool,
 ) {
@@ -414,8 +417,14 @@ fn worker(
                 Err(_) => return,
             }
         };
-        let msg = match process_block(engine, &job, out_dir, pool) {
-            Ok((stats, written, exposure, accesses)) => {
+        let msg = match process_block(engine, &job, pool) {
+            Ok(BlockResult {
+                stats,
+                findings,
+                dead_letters,
+                exposure,
+                accesses,
+            }) => {
                 progress.events.fetch_add(stats.events(), Ordering::Relaxed);
                 progress
                     .findings
@@ -428,7 +437,8 @@ fn worker(
                     index: job.block.index,
                     slug: job.slug.clone(),
                     stats,
-                    written,
+                    findings,
+                    dead_letters,
                     exposure,
                     accesses,
                 }))
@@ -441,19 +451,16 @@ fn worker(
     }
 }
 
-type BlockResult = (
-    Stats,
-    Vec<Written>,
-    Option<Accumulator>,
-    Option<Vec<Access>>,
-);
+/// What a worker makes of one block.
+struct BlockResult {
+    stats: Stats,
+    findings: Option<RecordBatch>,
+    dead_letters: Option<RecordBatch>,
+    exposure: Option<Accumulator>,
+    accesses: Option<Vec<Access>>,
+}
 
-fn process_block(
-    engine: &Engine,
-    job: &Job,
-    out_dir: &Path,
-    pool: &AccessPool,
-) -> Result<BlockResult, Error> {
+fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<BlockResult, Error> {
     let mut out = engine.output();
     anomaly::reset_interner();
     if let Some(accesses) = out.accesses.as_mut()
@@ -474,20 +481,24 @@ fn process_block(
         prov.line = Some(line);
         engine.process_record(record, &prov, &mut state, &mut out);
     }
-    let mut written = Vec::new();
-    let idx = job.block.index;
-    if !out.findings.is_empty() {
-        let batch = findings::to_batch(&out.findings)?;
-        let rel = format!("findings/{}/b{idx:06}.parquet", job.slug);
-        written.push(parquet::write(out_dir, &rel, &[batch])?);
-    }
-    if !out.dead_letters.is_empty() {
+    let findings = if out.findings.is_empty() {
+        None
+    } else {
+        Some(findings::to_batch(&out.findings)?)
+    };
+    let dead_letters = if out.dead_letters.is_empty() {
+        None
+    } else {
         out.dead_letters.sort_by_key(|d| d.source_line);
-        let batch = dead_letter::to_batch(&out.dead_letters)?;
-        let rel = format!("dead_letter/{}/b{idx:06}.parquet", job.slug);
-        written.push(parquet::write(out_dir, &rel, &[batch])?);
-    }
-    Ok((out.stats, written, out.exposure, out.accesses))
+        Some(dead_letter::to_batch(&out.dead_letters)?)
+    };
+    Ok(BlockResult {
+        stats: out.stats,
+        findings,
+        dead_letters,
+        exposure: out.exposure,
+        accesses: out.accesses,
+    })
 }
 
 #[cfg(test)]

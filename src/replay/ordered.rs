@@ -1,15 +1,17 @@
 //! Block results in (input, block) order: finished blocks arrive in any order from
 //! the workers; what depends on order waits here until the blocks before it are in.
-//! Per input, exposure rows are merged in block order and written out in parts
-//! whenever they pass a row budget (so memory stays bounded however many scopes
-//! a log has, and the part names are the same on every run); the anomaly
-//! detector is fed accesses in the same order.
+//! Per input, findings and dead letters are gathered in block order and written
+//! out in parts whenever they pass a row budget (few files of reader-sized row
+//! groups instead of one small file per block; memory stays bounded; the part
+//! names and contents are the same on every run), exposure rows are merged the
+//! same way, and the anomaly detector is fed accesses in the same order.
 
 use super::Error;
 use crate::anomaly::{self, Access};
 use crate::exposure::Accumulator;
 use crate::finding::Finding;
 use crate::sink::parquet::{self, Written};
+use arrow::array::RecordBatch;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -22,14 +24,66 @@ pub(crate) type AccessPool = std::sync::Mutex<Vec<Vec<Access>>>;
 /// Exposure rows held per input before they are written out as a part.
 pub(crate) const EXPOSURE_ROWS_PER_PART: usize = 50_000;
 
+/// Findings (and, separately, dead letters) held per input before they are
+/// written out as a part: one row group of the size readers like.
+pub(crate) const FINDING_ROWS_PER_PART: usize = 64 * 1024;
+
 /// What of a finished block must be applied in order.
 pub(crate) struct Ordered {
     pub(crate) slug: Arc<str>,
     pub(crate) exposure: Option<Accumulator>,
     pub(crate) accesses: Option<Vec<Access>>,
+    /// The block's findings, in record order.
+    pub(crate) findings: Option<RecordBatch>,
+    /// The block's dead letters, in record order.
+    pub(crate) dead_letters: Option<RecordBatch>,
 }
 
-#[derive(Default)]
+/// Batches of one output folder (`findings`, `dead_letter`) waiting to be
+/// written as `DIR/<folder>/<slug>/part-NNNN.parquet`.
+struct Parts {
+    folder: &'static str,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    written: u32,
+}
+
+impl Parts {
+    fn new(folder: &'static str) -> Self {
+        Parts {
+            folder,
+            batches: Vec::new(),
+            rows: 0,
+            written: 0,
+        }
+    }
+
+    fn add(&mut self, batch: Option<RecordBatch>) {
+        if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
+            self.rows += b.num_rows();
+            self.batches.push(b);
+        }
+    }
+
+    /// Write what is held as the next part (nothing when nothing is held).
+    fn spill(
+        &mut self,
+        out_dir: &Path,
+        slug: &str,
+        written: &mut Vec<Written>,
+    ) -> Result<(), Error> {
+        if self.batches.is_empty() {
+            return Ok(());
+        }
+        let rel = format!("{}/{slug}/part-{:04}.parquet", self.folder, self.written);
+        written.push(parquet::write(out_dir, &rel, &self.batches)?);
+        self.written += 1;
+        self.batches.clear();
+        self.rows = 0;
+        Ok(())
+    }
+}
+
 struct InputState {
     next: u64,
     pending: BTreeMap<u64, Ordered>,
@@ -37,6 +91,23 @@ struct InputState {
     slug: Option<Arc<str>>,
     exposure: Option<Accumulator>,
     parts: u32,
+    findings: Parts,
+    dead_letters: Parts,
+}
+
+impl Default for InputState {
+    fn default() -> Self {
+        InputState {
+            next: 0,
+            pending: BTreeMap::new(),
+            blocks: None,
+            slug: None,
+            exposure: None,
+            parts: 0,
+            findings: Parts::new("findings"),
+            dead_letters: Parts::new("dead_letter"),
+        }
+    }
 }
 
 /// Applies block results in order; see the module docs.
@@ -48,7 +119,8 @@ pub(crate) struct Collector<'a> {
     out_dir: &'a Path,
     key_id: String,
     rows_per_part: usize,
-    /// Exposure files written.
+    finding_rows_per_part: usize,
+    /// Files written (findings, dead letters, exposure).
     pub(crate) written: Vec<Written>,
     pool: &'a AccessPool,
 }
@@ -59,6 +131,7 @@ impl<'a> Collector<'a> {
         out_dir: &'a Path,
         key_id: String,
         rows_per_part: usize,
+        finding_rows_per_part: usize,
         pool: &'a AccessPool,
     ) -> Self {
         Collector {
@@ -68,6 +141,7 @@ impl<'a> Collector<'a> {
             out_dir,
             key_id,
             rows_per_part: rows_per_part.max(1),
+            finding_rows_per_part: finding_rows_per_part.max(1),
             written: Vec::new(),
             pool,
         }
@@ -95,7 +169,14 @@ impl<'a> Collector<'a> {
         };
         while let Some(b) = st.pending.remove(&st.next) {
             st.next += 1;
-            st.slug.get_or_insert(b.slug);
+            let slug = st.slug.get_or_insert(b.slug).clone();
+            st.findings.add(b.findings);
+            st.dead_letters.add(b.dead_letters);
+            for parts in [&mut st.findings, &mut st.dead_letters] {
+                if parts.rows >= self.finding_rows_per_part {
+                    parts.spill(self.out_dir, &slug, &mut self.written)?;
+                }
+            }
             if let (Some(det), Some(mut accesses)) = (self.anomaly.as_deref_mut(), b.accesses) {
                 det.observe_all(&mut accesses, &mut self.anomaly_findings);
                 if let Ok(mut pool) = self.pool.lock()
@@ -119,6 +200,11 @@ impl<'a> Collector<'a> {
             }
         }
         if st.blocks == Some(st.next) {
+            if let Some(slug) = st.slug.clone() {
+                st.findings.spill(self.out_dir, &slug, &mut self.written)?;
+                st.dead_letters
+                    .spill(self.out_dir, &slug, &mut self.written)?;
+            }
             spill(st, self.out_dir, &self.key_id, &mut self.written)?;
             self.inputs.remove(&input);
         }
@@ -143,4 +229,81 @@ fn spill(
     st.parts += 1;
     written.push(parquet::write(out_dir, &rel, &[batch])?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use arrow::array::{Array, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn lines(from: u64, n: u64) -> Option<RecordBatch> {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "line",
+            DataType::UInt64,
+            false,
+        )]));
+        let col = UInt64Array::from_iter_values(from..from + n);
+        RecordBatch::try_new(schema, vec![Arc::new(col)]).ok()
+    }
+
+    fn block(findings: Option<RecordBatch>) -> Ordered {
+        Ordered {
+            slug: Arc::from("in-0000"),
+            exposure: None,
+            accesses: None,
+            findings,
+            dead_letters: lines(1000, 1),
+        }
+    }
+
+    fn read(path: &Path) -> Vec<u64> {
+        let file = std::fs::File::open(path).expect("part exists");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .expect("part is Parquet");
+        let mut out = Vec::new();
+        for b in reader {
+            let b = b.expect("batch reads");
+            let col = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .expect("u64");
+            out.extend((0..col.len()).map(|i| col.value(i)));
+        }
+        out
+    }
+
+    #[test]
+    fn findings_are_written_in_block_order_in_parts_of_the_budget() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = AccessPool::default();
+        let mut c = Collector::new(None, dir.path(), "k".into(), 10, 5, &pool);
+        // Blocks arrive out of order; block 1 found nothing.
+        c.block(0, 2, block(lines(20, 4))).expect("block 2");
+        c.block(0, 0, block(lines(0, 3))).expect("block 0");
+        assert!(c.written.is_empty(), "3 rows are under the budget of 5");
+        c.block(0, 1, block(None)).expect("block 1");
+        // Blocks 0..=2 are in: 7 findings rows pass the budget, 3 dead letters do not.
+        assert_eq!(c.written.len(), 1);
+        c.block(0, 3, block(lines(30, 2))).expect("block 3");
+        c.input_done(0, 4).expect("input done");
+        let paths: Vec<&str> = c.written.iter().map(|w| w.rel_path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "findings/in-0000/part-0000.parquet",
+                "findings/in-0000/part-0001.parquet",
+                "dead_letter/in-0000/part-0000.parquet",
+            ]
+        );
+        let rows: Vec<u64> = c.written.iter().map(|w| w.rows).collect();
+        assert_eq!(rows, [7, 2, 4]);
+        let at = |i: usize| dir.path().join(&c.written[i].rel_path);
+        assert_eq!(read(&at(0)), [0, 1, 2, 20, 21, 22, 23]);
+        assert_eq!(read(&at(1)), [30, 31]);
+        assert_eq!(read(&at(2)), [1000, 1000, 1000, 1000]);
+    }
 }
