@@ -9,7 +9,7 @@ use phiwatch::redact::Key;
 use std::hint::black_box;
 use std::sync::Arc;
 
-fn events(lines: &[String]) -> Vec<(Event, Format)> {
+fn events(lines: &[String]) -> Vec<(Event<'_>, Format)> {
     let mut out = Vec::new();
     for l in lines {
         let mut evs = Vec::new();

@@ -12,7 +12,7 @@ use phiwatch::redact::Key;
 use std::hint::black_box;
 use std::sync::Arc;
 
-fn events(n: usize) -> Vec<Event> {
+fn events(n: usize) -> Vec<Event<'static>> {
     (0..n)
         .map(|i| {
             let (path, status) = match i % 10 {
@@ -23,9 +23,9 @@ fn events(n: usize) -> Vec<Event> {
             };
             Event {
                 time: Some(1_709_341_200_000_000 + i as i64 * 1_000_000),
-                client_ip: Some(format!("203.0.113.{}", i % 7)),
+                client_ip: Some(format!("203.0.113.{}", i % 7).into()),
                 method: Some("GET".into()),
-                path: Some(path),
+                path: Some(path.into()),
                 status: Some(status),
                 bytes_out: Some(2400),
                 principal: Some("partner-analytics".into()),

@@ -105,7 +105,8 @@ pub struct Engine {
 pub struct SourceState {
     /// Decoder state (header lines that change later lines).
     pub decode: FileState,
-    events: Vec<Event>,
+    /// Reused for each record's events (emptied between records).
+    events: Vec<Event<'static>>,
 }
 
 impl SourceState {
@@ -225,11 +226,12 @@ impl Engine {
             );
             return;
         }
-        state.events.clear();
-        match decode::decode_record(record, mode, &mut state.decode, &mut state.events) {
-            Ok(format) => self.scan_events(format, &state.events, prov, out),
+        let mut events: Vec<Event<'_>> = std::mem::take(&mut state.events);
+        match decode::decode_record(record, mode, &mut state.decode, &mut events) {
+            Ok(format) => self.scan_events(format, &events, prov, out),
             Err(e) => self.dead(prov, record.len() as u64, e.to_string(), record, out),
         }
+        state.events = Event::recycle(events);
     }
 
     fn scan_events(&self, format: Format, events: &[Event], prov: &Provenance, out: &mut Output) {

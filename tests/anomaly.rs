@@ -148,7 +148,8 @@ fn credential_live_joins_the_leak_finding() {
         query: Some(format!(
             "access_token={}",
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzdmMtYmlsbGluZyJ9.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
-        )),
+        )
+        .into()),
         path: Some("/x".into()),
         ..Event::default()
     };

@@ -232,7 +232,7 @@ fn principal_table() {
     let mut named = get("/fhir/Patient/p1", None, 200);
     named.principal = Some("partner-app".into());
     let mut bearer = get("/fhir/Patient/p1", None, 200);
-    bearer.headers = vec![("authorization".into(), format!("Bearer {jwt}"))];
+    bearer.headers = vec![("authorization".into(), format!("Bearer {jwt}").into())];
     let mut opaque = get("/fhir/Patient/p1", None, 200);
     opaque.headers = vec![("authorization".into(), "Bearer opaque-token-123".into())];
     let mut apikey = get("/fhir/Patient/p1", None, 200);
@@ -263,7 +263,8 @@ fn rows_split_by_scope_and_window() {
         (hour + 1, "10.0.0.1", "a"),
         (5, "10.0.0.2", "a"),
     ] {
-        let mut ev = get(&format!("/fhir/Patient/{id}"), None, 200);
+        let path = format!("/fhir/Patient/{id}");
+        let mut ev = get(&path, None, 200);
         ev.time = Some(1_709_251_200_000_000 + t);
         ev.client_ip = Some(ip.into());
         ev.bytes_out = Some(100);

@@ -19,7 +19,7 @@ fn incident() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incident")
 }
 
-fn kong_event(v: &Value) -> Event {
+fn kong_event(v: &Value) -> Event<'static> {
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
     let uri = s("/request/uri").unwrap_or_default();
     let (path, query) = match uri.split_once('?') {
@@ -31,7 +31,10 @@ fn kong_event(v: &Value) -> Event {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_string())))
+                .filter_map(|(k, v)| {
+                    v.as_str()
+                        .map(|v| (k.to_ascii_lowercase().into(), v.to_string().into()))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -40,16 +43,16 @@ fn kong_event(v: &Value) -> Event {
             .get("started_at")
             .and_then(Value::as_i64)
             .map(|ms| ms * 1000),
-        client_ip: s("/client_ip"),
-        method: s("/request/method"),
-        path: Some(path),
-        query,
+        client_ip: s("/client_ip").map(Into::into),
+        method: s("/request/method").map(Into::into),
+        path: Some(path.into()),
+        query: query.map(Into::into),
         status: v
             .pointer("/response/status")
             .and_then(Value::as_u64)
             .map(|x| x as u16),
         bytes_out: v.pointer("/response/size").and_then(Value::as_u64),
-        principal: s("/consumer/username"),
+        principal: s("/consumer/username").map(Into::into),
         headers,
         ..Event::default()
     }

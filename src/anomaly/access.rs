@@ -225,7 +225,7 @@ impl Access {
 }
 
 /// The path of an event, from its path field or its full URL, without the query.
-fn path_of(ev: &Event) -> Option<&str> {
+fn path_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
     let before_query =
         |p: &str| -> usize { memchr::memchr2(b'?', b'#', p.as_bytes()).unwrap_or(p.len()) };
     if let Some(p) = ev.path.as_deref() {

@@ -36,7 +36,7 @@
 //!         principal: Some("svc-report".into()),
 //!         client_ip: Some("198.51.100.7".into()),
 //!         method: Some("GET".into()),
-//!         path: Some(format!("/fhir/Patient/{}", 100_200 + i)),
+//!         path: Some(format!("/fhir/Patient/{}", 100_200 + i).into()),
 //!         status: Some(if i % 7 == 3 { 404 } else { 200 }),
 //!         ..Event::default()
 //!     };

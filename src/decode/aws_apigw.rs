@@ -14,10 +14,10 @@ use super::Error;
 use super::fill;
 use super::json::{self, Scalar, Sink};
 use super::util::Unit;
-use crate::event::Event;
+use crate::event::{Event, Text};
 
 /// Decode one record.
-pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     let mut sink = ApigwSink {
         out,
         ev: Event::default(),
@@ -28,18 +28,18 @@ pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
     json::walk(text, "aws_apigw", &mut sink)
 }
 
-struct ApigwSink<'o> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+struct ApigwSink<'o, 'a> {
+    out: &'o mut Vec<Event<'a>>,
+    ev: Event<'a>,
     /// path, resourcePath, routeKey: the first present wins.
-    paths: [Option<String>; 3],
+    paths: [Option<Text<'a>>; 3],
     /// requestTimeEpoch, requestTime.
     times: [Option<i64>; 2],
     /// principalId, user, caller.
-    principals: [Option<String>; 3],
+    principals: [Option<Text<'a>>; 3],
 }
 
-impl<'de> Sink<'de> for ApigwSink<'_> {
+impl<'de> Sink<'de> for ApigwSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
         let ev = &mut self.ev;
         let name = path.strip_prefix("context.").unwrap_or(path);
@@ -52,10 +52,14 @@ impl<'de> Sink<'de> for ApigwSink<'_> {
             "routeKey" => {
                 // `GET /pets/{id}` or `$default`: keep the path part only.
                 if let Some(route) = v.text()
-                    && let Some((method, p)) = route.split_once(' ')
+                    && route.contains(' ')
                 {
-                    fill::set(&mut self.paths[2], Some(p));
-                    fill::set(&mut ev.method, Some(method).filter(|m| *m != "ANY"));
+                    let p = fill::map_text(route.clone(), |r| r.split_once(' ').map(|(_, p)| p));
+                    let method = fill::map_text(route, |r| {
+                        r.split_once(' ').map(|(m, _)| m).filter(|m| *m != "ANY")
+                    });
+                    fill::set_text(&mut self.paths[2], p);
+                    fill::set_text(&mut ev.method, method);
                 }
             }
             "status" => fill::set_opt(&mut ev.status, v.u16()),
@@ -79,7 +83,7 @@ impl<'de> Sink<'de> for ApigwSink<'_> {
     fn end_record(&mut self) {
         let mut ev = std::mem::take(&mut self.ev);
         if let Some(p) = std::mem::take(&mut self.paths).into_iter().flatten().next() {
-            fill::set_target(&mut ev, &p);
+            fill::with_text(&mut ev, p, fill::set_target);
         }
         ev.time = std::mem::take(&mut self.times).into_iter().flatten().next();
         ev.principal = std::mem::take(&mut self.principals)
@@ -94,7 +98,7 @@ impl<'de> Sink<'de> for ApigwSink<'_> {
 mod tests {
     use super::*;
 
-    fn one(text: &str) -> Event {
+    fn one(text: &str) -> Event<'_> {
         let mut out = Vec::new();
         decode(text, &mut out).expect("valid record");
         assert_eq!(out.len(), 1);
@@ -109,8 +113,8 @@ mod tests {
         assert_eq!(
             ev,
             Event {
-                request_id: Some(String::from("r-1")),
-                method: Some(String::from("GET")),
+                request_id: Some(Text::from("r-1")),
+                method: Some(Text::from("GET")),
                 ..Event::default()
             }
         );
@@ -177,8 +181,8 @@ mod tests {
         assert_eq!(
             ev.extra,
             vec![
-                (String::from("email"), String::from("pat@example.org")),
-                (String::from("claims.sub"), String::from("abc")),
+                (Text::from("email"), Text::from("pat@example.org")),
+                (Text::from("claims.sub"), Text::from("abc")),
             ]
         );
     }

@@ -17,7 +17,7 @@ use super::util::Unit;
 use crate::event::Event;
 
 /// Decode one record.
-pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     let mut sink = WafSink {
         out,
         ev: Event::default(),
@@ -28,8 +28,8 @@ pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
 }
 
 struct WafSink<'o, 'de> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+    out: &'o mut Vec<Event<'de>>,
+    ev: Event<'de>,
     header_name: Option<Scalar<'de>>,
     header_value: Option<Scalar<'de>>,
 }
@@ -42,7 +42,7 @@ impl<'de> Sink<'de> for WafSink<'_, 'de> {
             "action" => fill::set_scalar(&mut ev.action, &v),
             "responseCodeSent" => fill::set_opt(&mut ev.status, v.u16()),
             "terminatingRuleId" => {
-                let id = v.string().filter(|id| id != "Default_Action");
+                let id = v.text().filter(|id| id != "Default_Action");
                 // The terminating rule goes first, whatever the key order.
                 if let Some(id) = id
                     && !ev.rule_ids.contains(&id)
@@ -52,17 +52,17 @@ impl<'de> Sink<'de> for WafSink<'_, 'de> {
             }
             "ruleGroupList.terminatingRule.ruleId"
             | "ruleGroupList.nonTerminatingMatchingRules.ruleId"
-            | "nonTerminatingMatchingRules.ruleId" => fill::push_rule(ev, v.string()),
+            | "nonTerminatingMatchingRules.ruleId" => fill::push_rule(ev, v.text()),
             "httpRequest.clientIp" => fill::set_scalar(&mut ev.client_ip, &v),
             "httpRequest.httpMethod" => fill::set_scalar(&mut ev.method, &v),
             "httpRequest.uri" => {
                 if let Some(uri) = v.text() {
-                    fill::set_target(ev, &uri);
+                    fill::with_text(ev, uri, fill::set_target);
                 }
             }
             "httpRequest.args" => {
                 if let Some(args) = v.text() {
-                    fill::set_query(ev, &args);
+                    fill::with_text(ev, args, fill::set_query);
                 }
             }
             "httpRequest.requestId" => fill::set_scalar(&mut ev.request_id, &v),
@@ -96,8 +96,9 @@ impl<'de> Sink<'de> for WafSink<'_, 'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Text;
 
-    fn one(text: &str) -> Event {
+    fn one(text: &str) -> Event<'_> {
         let mut out = Vec::new();
         decode(text, &mut out).expect("valid waf record");
         out.remove(0)
@@ -108,11 +109,10 @@ mod tests {
         let ev = one(
             r#"{"httpRequest":{"headers":[{"name":"Host","value":"a.example.org"},{"value":"v1","name":"X-Dup"},{"name":"X-Dup","value":"v2"},{"name":"Lonely"}]}}"#,
         );
-        let want: Vec<(String, String)> =
-            [("host", "a.example.org"), ("x-dup", "v1"), ("x-dup", "v2")]
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
+        let want: Vec<(Text, Text)> = [("host", "a.example.org"), ("x-dup", "v1"), ("x-dup", "v2")]
+            .iter()
+            .map(|&(a, b)| (a.into(), b.into()))
+            .collect();
         assert_eq!(ev.headers, want);
         assert_eq!(ev.dest_host.as_deref(), Some("a.example.org"));
     }

@@ -18,7 +18,7 @@ use super::util::Unit;
 use crate::event::Event;
 
 /// Decode one record.
-pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     let mut sink = CfSink {
         out,
         ev: Event::default(),
@@ -26,12 +26,12 @@ pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
     json::walk(text, "cloudflare", &mut sink)
 }
 
-struct CfSink<'o> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+struct CfSink<'o, 'a> {
+    out: &'o mut Vec<Event<'a>>,
+    ev: Event<'a>,
 }
 
-impl<'de> Sink<'de> for CfSink<'_> {
+impl<'de> Sink<'de> for CfSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
         let ev = &mut self.ev;
         if let Some(name) = path.strip_prefix("RequestHeaders.") {
@@ -51,17 +51,17 @@ impl<'de> Sink<'de> for CfSink<'_> {
             "ClientRequestMethod" => fill::set_scalar(&mut ev.method, &v),
             "ClientRequestPath" | "ClientRequestURI" => {
                 if let Some(t) = v.text() {
-                    fill::set_target(ev, &t);
+                    fill::with_text(ev, t, fill::set_target);
                 }
             }
             "ClientRequestQuery" => {
                 if let Some(q) = v.text() {
-                    fill::set_query(ev, &q);
+                    fill::with_text(ev, q, fill::set_query);
                 }
             }
             "ClientRequestUserAgent" => fill::set_scalar(&mut ev.user_agent, &v),
             "Action" | "SecurityAction" => fill::set_scalar(&mut ev.action, &v),
-            "RuleID" | "SecurityRuleID" => fill::push_rule(ev, v.string()),
+            "RuleID" | "SecurityRuleID" => fill::push_rule(ev, v.text()),
             "RayID" => fill::set_scalar(&mut ev.request_id, &v),
             "EdgeResponseStatus" => fill::set_opt(&mut ev.status, v.u16()),
             "ClientRequestBytes" => fill::set_opt(&mut ev.bytes_in, v.u64()),

@@ -23,12 +23,12 @@ use super::Error;
 use super::fill;
 use super::json::{self, Scalar, Sink};
 use super::util::{Fields, Unit, non_dash, text_to_micros};
-use crate::event::Event;
+use crate::event::{Event, Text};
 
 const NAME: &str = "envoy";
 
 /// Decode one record (text or JSON).
-pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     if text.starts_with('{') {
         let mut sink = JsonSink {
             out,
@@ -47,7 +47,7 @@ fn invalid(message: &str) -> Error {
     }
 }
 
-fn decode_text(line: &str) -> Result<Event, Error> {
+fn decode_text(line: &str) -> Result<Event<'_>, Error> {
     let line = line.strip_prefix("ACCESS ").unwrap_or(line);
     if !line.starts_with('[') {
         return Err(invalid("expected [start_time]"));
@@ -70,7 +70,7 @@ fn decode_text(line: &str) -> Result<Event, Error> {
     };
     let request = all[1];
     if !fill::set_request_line(&mut ev, request) && request != "- - -" {
-        ev.extra.push((String::from("request"), request.to_owned()));
+        ev.extra.push(("request".into(), request.into()));
     }
     ev.status = match non_dash(all[2]) {
         None => None,
@@ -84,8 +84,7 @@ fn decode_text(line: &str) -> Result<Event, Error> {
     ev.bytes_out = get(1).and_then(|v| v.parse().ok());
     ev.duration_ms = get(2).and_then(|v| v.parse().ok());
     if let Some(xff) = get(4) {
-        ev.headers
-            .push((String::from("x-forwarded-for"), xff.to_owned()));
+        ev.headers.push(("x-forwarded-for".into(), xff.into()));
     }
     fill::set(&mut ev.user_agent, get(5));
     fill::set(&mut ev.request_id, get(6));
@@ -107,12 +106,12 @@ fn decode_text(line: &str) -> Result<Event, Error> {
     Ok(ev)
 }
 
-struct JsonSink<'o> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+struct JsonSink<'o, 'a> {
+    out: &'o mut Vec<Event<'a>>,
+    ev: Event<'a>,
 }
 
-impl<'de> Sink<'de> for JsonSink<'_> {
+impl<'de> Sink<'de> for JsonSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
         let ev = &mut self.ev;
         match path {
@@ -120,7 +119,7 @@ impl<'de> Sink<'de> for JsonSink<'_> {
             "method" => fill::set_scalar(&mut ev.method, &v),
             "path" => {
                 if let Some(p) = v.text() {
-                    fill::set_target(ev, &p);
+                    fill::with_text(ev, p, fill::set_target);
                 }
             }
             "response_code" => fill::set_opt(&mut ev.status, v.u16()),
@@ -132,18 +131,19 @@ impl<'de> Sink<'de> for JsonSink<'_> {
             "request_id" => fill::set_scalar(&mut ev.request_id, &v),
             "authority" => {
                 if let Some(a) = v.text() {
-                    fill::set(&mut ev.dest_host, Some(super::util::split_host_port(&a).0));
+                    let host = fill::map_text(a, |a| Some(super::util::split_host_port(a).0));
+                    fill::set_text(&mut ev.dest_host, host);
                 }
             }
             "requested_server_name" => fill::set_scalar(&mut ev.dest_host, &v),
             "upstream_host" => {
                 if let Some(a) = v.text() {
-                    fill::set_dest_addr(ev, &a);
+                    fill::with_text(ev, a, fill::set_dest_addr);
                 }
             }
             "downstream_remote_address" => {
                 if let Some(a) = v.text() {
-                    fill::set_client_addr(ev, &a);
+                    fill::with_text(ev, a, fill::set_client_addr);
                 }
             }
             "protocol"
@@ -162,9 +162,14 @@ impl<'de> Sink<'de> for JsonSink<'_> {
 
     fn end_record(&mut self) {
         let mut ev = std::mem::take(&mut self.ev);
-        let xff = ev.header("x-forwarded-for").map(str::to_owned);
+        let xff: Option<Text<'de>> = ev
+            .headers
+            .iter()
+            .find(|(k, _)| k == "x-forwarded-for")
+            .map(|(_, v)| v.clone());
         if let Some(xff) = xff {
-            fill::set(&mut ev.client_ip, xff.split(',').next().map(str::trim));
+            let first = fill::map_text(xff, |x| x.split(',').next().map(str::trim));
+            fill::set_text(&mut ev.client_ip, first);
         }
         self.out.push(ev);
     }
@@ -179,7 +184,8 @@ mod tests {
     #[test]
     fn default_and_access_prefix_decode_the_same() {
         let plain = decode_text(LINE).expect("default format");
-        let prefixed = decode_text(&format!("ACCESS {LINE}")).expect("ACCESS prefix");
+        let prefixed_line = format!("ACCESS {LINE}");
+        let prefixed = decode_text(&prefixed_line).expect("ACCESS prefix");
         assert_eq!(plain, prefixed);
         assert_eq!(plain.time, Some(1_460_751_420_310_000));
         assert_eq!(plain.path.as_deref(), Some("/api/v1/locations"));
@@ -223,6 +229,6 @@ mod tests {
         assert_eq!(ev.client_ip.as_deref(), Some("192.0.2.7"));
         assert_eq!(ev.client_port, Some(5555));
         assert_eq!(ev.query.as_deref(), Some("b=c"));
-        assert_eq!(ev.extra, vec![(String::from("custom"), String::from("v"))]);
+        assert_eq!(ev.extra, vec![(Text::from("custom"), Text::from("v"))]);
     }
 }

@@ -2,22 +2,69 @@
 
 use super::json::Scalar;
 use super::util::{non_dash, parse_url, split_host_port, split_target};
-use crate::event::Event;
+use crate::event::{Event, Text};
 use crate::text::SplitByte;
+use std::borrow::Cow;
 
 /// Set `slot` from a text value unless it is already set (first value wins).
-pub(crate) fn set(slot: &mut Option<String>, value: Option<&str>) {
+pub(crate) fn set<'a>(slot: &mut Option<Text<'a>>, value: Option<&'a str>) {
     if slot.is_none()
         && let Some(v) = value.and_then(non_dash)
     {
-        *slot = Some(v.to_owned());
+        *slot = Some(Cow::Borrowed(v));
+    }
+}
+
+/// Set `slot` from text unless it is already set or the text is empty or `-`.
+pub(crate) fn set_text<'a>(slot: &mut Option<Text<'a>>, value: Option<Text<'a>>) {
+    if slot.is_none() {
+        *slot = value.and_then(|v| map_text(v, non_dash));
     }
 }
 
 /// Set `slot` from a JSON scalar unless it is already set.
-pub(crate) fn set_scalar(slot: &mut Option<String>, value: &Scalar<'_>) {
+pub(crate) fn set_scalar<'a>(slot: &mut Option<Text<'a>>, value: &Scalar<'a>) {
     if slot.is_none() {
-        *slot = value.string();
+        *slot = value.text();
+    }
+}
+
+/// Header names common enough to keep as static text rather than a copy.
+const COMMON_HEADERS: [&str; 24] = [
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "host",
+    "origin",
+    "proxy-authorization",
+    "referer",
+    "set-cookie",
+    "user-agent",
+    "x-amzn-trace-id",
+    "x-api-key",
+    "x-correlation-id",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-request-id",
+    "x-trace-id",
+];
+
+/// A header name as events keep it: lower case.
+pub(crate) fn header_name(name: &str) -> Text<'static> {
+    match COMMON_HEADERS
+        .iter()
+        .find(|c| c.len() == name.len() && c.eq_ignore_ascii_case(name))
+    {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_ascii_lowercase()),
     }
 }
 
@@ -30,7 +77,7 @@ pub(crate) fn set_opt<T>(slot: &mut Option<T>, value: Option<T>) {
 
 /// Fill path and query (and, for an absolute URL, `url` and the destination
 /// host and port) from a request target as logged, unless the path is set.
-pub(crate) fn set_target(ev: &mut Event, target: &str) {
+pub(crate) fn set_target<'a>(ev: &mut Event<'a>, target: &'a str) {
     let Some(target) = non_dash(target) else {
         return;
     };
@@ -51,43 +98,51 @@ pub(crate) fn set_target(ev: &mut Event, target: &str) {
 }
 
 /// Set the query from a raw query string (a leading `?` is dropped).
-pub(crate) fn set_query(ev: &mut Event, query: &str) {
+pub(crate) fn set_query<'a>(ev: &mut Event<'a>, query: &'a str) {
     let q = query.strip_prefix('?').unwrap_or(query);
     set(&mut ev.query, Some(q));
 }
 
 /// Append a header with its name lower-cased; empty or `-` values are skipped.
-pub(crate) fn push_header(headers: &mut Vec<(String, String)>, name: &str, value: &Scalar<'_>) {
-    if let Some(v) = value.string() {
-        headers.push((name.to_ascii_lowercase(), v));
+pub(crate) fn push_header<'a>(
+    headers: &mut Vec<(Text<'a>, Text<'a>)>,
+    name: &str,
+    value: &Scalar<'a>,
+) {
+    if let Some(v) = value.text() {
+        headers.push((header_name(name), v));
     }
 }
 
 /// Fill `dest_host` (port dropped) and `user_agent` from the `host` and
 /// `user-agent` headers when nothing else set them.
-pub(crate) fn from_headers(ev: &mut Event) {
+pub(crate) fn from_headers(ev: &mut Event<'_>) {
+    let header = |ev: &Event<'_>, name: &str| ev.headers.iter().position(|(k, _)| k == name);
     if ev.dest_host.is_none()
-        && let Some(h) = ev.header("host")
+        && let Some(i) = header(ev, "host")
     {
-        ev.dest_host = non_dash(split_host_port(h).0).map(str::to_owned);
+        ev.dest_host = match &ev.headers[i].1 {
+            Cow::Borrowed(h) => non_dash(split_host_port(h).0).map(Cow::Borrowed),
+            Cow::Owned(h) => non_dash(split_host_port(h).0).map(|h| Cow::Owned(h.to_owned())),
+        };
     }
-    if ev.user_agent.is_none() {
-        ev.user_agent = ev
-            .header("user-agent")
-            .and_then(non_dash)
-            .map(str::to_owned);
+    if ev.user_agent.is_none()
+        && let Some(i) = header(ev, "user-agent")
+        && non_dash(&ev.headers[i].1).is_some()
+    {
+        ev.user_agent = Some(ev.headers[i].1.clone());
     }
 }
 
 /// Set client ip and port from `ip:port` (or `[v6]:port`, or a bare address).
-pub(crate) fn set_client_addr(ev: &mut Event, addr: &str) {
+pub(crate) fn set_client_addr<'a>(ev: &mut Event<'a>, addr: &'a str) {
     let (ip, port) = split_host_port(addr);
     set(&mut ev.client_ip, Some(ip));
     set_opt(&mut ev.client_port, port);
 }
 
 /// Set destination ip and port from `ip:port`, dropping a `scheme://` prefix.
-pub(crate) fn set_dest_addr(ev: &mut Event, addr: &str) {
+pub(crate) fn set_dest_addr<'a>(ev: &mut Event<'a>, addr: &'a str) {
     let addr = addr.split_once("://").map_or(addr, |(_, a)| a);
     let (ip, port) = split_host_port(addr);
     set(&mut ev.dest_ip, Some(ip));
@@ -96,7 +151,7 @@ pub(crate) fn set_dest_addr(ev: &mut Event, addr: &str) {
 
 /// Parse `METHOD target PROTOCOL` (the HTTP request line as access logs write it).
 /// Returns false when the line does not have that shape.
-pub(crate) fn set_request_line(ev: &mut Event, line: &str) -> bool {
+pub(crate) fn set_request_line<'a>(ev: &mut Event<'a>, line: &'a str) -> bool {
     let mut parts = line.split_b(b' ').filter(|p| !p.is_empty());
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return false;
@@ -113,7 +168,7 @@ pub(crate) fn set_request_line(ev: &mut Event, line: &str) -> bool {
 }
 
 /// Append a rule id unless it is empty or already present.
-pub(crate) fn push_rule(ev: &mut Event, id: Option<String>) {
+pub(crate) fn push_rule<'a>(ev: &mut Event<'a>, id: Option<Text<'a>>) {
     if let Some(id) = id
         && !ev.rule_ids.contains(&id)
     {
@@ -122,10 +177,78 @@ pub(crate) fn push_rule(ev: &mut Event, id: Option<String>) {
 }
 
 /// Append an unmapped string field for detection to scan.
-pub(crate) fn push_extra(ev: &mut Event, path: &str, value: &Scalar<'_>) {
+pub(crate) fn push_extra<'a>(ev: &mut Event<'a>, path: &str, value: &Scalar<'a>) {
     if let Scalar::Str(_) = value
-        && let Some(v) = value.string()
+        && let Some(v) = value.text()
     {
-        ev.extra.push((path.to_owned(), v));
+        ev.extra.push((Cow::Owned(path.to_owned()), v));
+    }
+}
+
+/// Run a filler that slices its input (such as [`set_target`]) on text that
+/// may be owned: borrowed text fills `ev` directly; owned text fills through the
+/// event moved aside, whose fields are then owned (a rare path: only escaped
+/// JSON strings are owned).
+pub(crate) fn with_text<'a>(
+    ev: &mut Event<'a>,
+    text: Text<'a>,
+    fill: impl for<'b> FnOnce(&mut Event<'b>, &'b str),
+) {
+    match text {
+        Cow::Borrowed(t) => fill(ev, t),
+        Cow::Owned(t) => {
+            let mut scratch: Event<'_> = std::mem::take(ev);
+            fill(&mut scratch, &t);
+            *ev = scratch.into_owned();
+        }
+    }
+}
+
+/// A part of `text` that `f` picks, borrowed when `text` is.
+pub(crate) fn map_text<'a>(
+    text: Text<'a>,
+    f: impl for<'b> FnOnce(&'b str) -> Option<&'b str>,
+) -> Option<Text<'a>> {
+    match text {
+        Cow::Borrowed(t) => f(t).map(Cow::Borrowed),
+        Cow::Owned(t) => f(&t).map(|s| Cow::Owned(s.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_text_fills_like_borrowed_text_and_keeps_what_was_set() {
+        for text in [
+            Cow::Borrowed("https://h.example:8443/fhir/Patient/7?x=1"),
+            Cow::Owned(String::from("https://h.example:8443/fhir/Patient/7?x=1")),
+        ] {
+            let owned = matches!(text, Cow::Owned(_));
+            let mut ev = Event {
+                method: Some("GET".into()),
+                ..Event::default()
+            };
+            with_text(&mut ev, text, set_target);
+            assert_eq!(ev.method.as_deref(), Some("GET"), "owned: {owned}");
+            assert_eq!(
+                ev.path.as_deref(),
+                Some("/fhir/Patient/7"),
+                "owned: {owned}"
+            );
+            assert_eq!(ev.query.as_deref(), Some("x=1"), "owned: {owned}");
+            assert_eq!(ev.dest_host.as_deref(), Some("h.example"), "owned: {owned}");
+            assert_eq!(ev.dest_port, Some(8443), "owned: {owned}");
+        }
+        assert_eq!(
+            map_text(Cow::Owned(String::from("a, b")), |t| t.split(',').next()),
+            Some(Cow::Borrowed("a"))
+        );
+        let mut slot = None;
+        set_text(&mut slot, Some(Cow::Borrowed("-")));
+        assert_eq!(slot, None);
+        assert_eq!(header_name("User-Agent"), "user-agent");
+        assert_eq!(header_name("X-Custom"), "x-custom");
     }
 }

@@ -41,7 +41,7 @@ use crate::event::Event;
 use std::borrow::Cow;
 
 /// Decode one record (an object, or an array of objects).
-pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     let mut sink = GenericSink {
         out,
         ev: Event::default(),
@@ -49,9 +49,9 @@ pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
     json::walk(text, "generic_json", &mut sink)
 }
 
-struct GenericSink<'o> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+struct GenericSink<'o, 'a> {
+    out: &'o mut Vec<Event<'a>>,
+    ev: Event<'a>,
 }
 
 const REQUEST_HEADERS: [&str; 4] = [
@@ -67,7 +67,7 @@ const RESPONSE_HEADERS: [&str; 3] = [
 ];
 
 /// Returns false when the key maps to no field.
-fn map(ev: &mut Event, key: &str, v: &Scalar<'_>) -> bool {
+fn map<'a>(ev: &mut Event<'a>, key: &str, v: &Scalar<'a>) -> bool {
     match key {
         "@timestamp" | "timestamp" | "time" | "ts" | "datetime" | "date" | "event.created" => {
             fill::set_opt(&mut ev.time, v.time(Unit::Auto))
@@ -95,26 +95,30 @@ fn map(ev: &mut Event, key: &str, v: &Scalar<'_>) -> bool {
         "path" | "request_path" | "url.path" | "http.path" | "request.path" | "uri"
         | "request_uri" | "request.uri" => {
             if let Some(t) = v.text() {
-                fill::set_target(ev, &t);
+                fill::with_text(ev, t, fill::set_target);
             }
         }
         "url" | "url.full" | "url.original" | "http.url" | "request.url" => {
             if let Some(t) = v.text() {
-                fill::set_target(ev, &t);
                 if !t.starts_with('/') {
-                    fill::set(&mut ev.url, Some(&t));
+                    fill::set_text(&mut ev.url, Some(t.clone()));
                 }
+                fill::with_text(ev, t, fill::set_target);
             }
         }
         "request" => {
             let Some(line) = v.text() else { return true };
-            if !fill::set_request_line(ev, &line) {
+            let mut parsed = false;
+            fill::with_text(ev, line, |ev, line| {
+                parsed = fill::set_request_line(ev, line);
+            });
+            if !parsed {
                 return false;
             }
         }
         "query" | "query_string" | "querystring" | "args" | "url.query" | "request.query" => {
             if let Some(q) = v.text() {
-                fill::set_query(ev, &q);
+                fill::with_text(ev, q, fill::set_query);
             }
         }
         "status"
@@ -158,7 +162,7 @@ fn map(ev: &mut Event, key: &str, v: &Scalar<'_>) -> bool {
         "user" | "user_name" | "username" | "principal" | "remote_user" | "user.name"
         | "user.id" | "client.user.name" | "consumer" => fill::set_scalar(&mut ev.principal, v),
         "action" | "event.action" => fill::set_scalar(&mut ev.action, v),
-        "rule_id" | "rule.id" => fill::push_rule(ev, v.string()),
+        "rule_id" | "rule.id" => fill::push_rule(ev, v.text()),
         "body" | "request_body" | "request.body" | "http.request.body.content" => {
             fill::set_scalar(&mut ev.body, v)
         }
@@ -167,7 +171,7 @@ fn map(ev: &mut Event, key: &str, v: &Scalar<'_>) -> bool {
     true
 }
 
-impl<'de> Sink<'de> for GenericSink<'_> {
+impl<'de> Sink<'de> for GenericSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
         let key: Cow<'_, str> = if path.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(path.to_ascii_lowercase())
@@ -199,7 +203,7 @@ impl<'de> Sink<'de> for GenericSink<'_> {
 mod tests {
     use super::*;
 
-    fn one(text: &str) -> Event {
+    fn one(text: &str) -> Event<'_> {
         let mut out = Vec::new();
         decode(text, &mut out).expect("valid json");
         out.remove(0)

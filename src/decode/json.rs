@@ -51,11 +51,6 @@ impl<'a> Scalar<'a> {
         })
     }
 
-    /// The value as an owned string (see [`Scalar::text`]).
-    pub(crate) fn string(&self) -> Option<String> {
-        self.text().map(Cow::into_owned)
-    }
-
     /// The value as a non-negative integer (numeric strings accepted).
     pub(crate) fn u64(&self) -> Option<u64> {
         match self {
@@ -973,7 +968,9 @@ mod tests {
 
     impl<'de> Sink<'de> for Collect {
         fn scalar(&mut self, path: &str, value: Scalar<'de>) {
-            let v = value.string().unwrap_or_else(|| String::from("<none>"));
+            let v = value
+                .text()
+                .map_or_else(|| String::from("<none>"), Cow::into_owned);
             self.seen.push((path.to_string(), v));
         }
         fn end_record(&mut self) {

@@ -15,7 +15,7 @@ use super::Error;
 use super::fill;
 use super::json::{self, Scalar, Sink};
 use super::util::Unit;
-use crate::event::Event;
+use crate::event::{Event, Text};
 use crate::text::SplitByte;
 
 /// Top-level keys Kong itself writes; string values under any other key go to `extra`.
@@ -38,7 +38,7 @@ const KNOWN_TOP: [&str; 15] = [
 ];
 
 /// Decode one record (object or batch array).
-pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     let mut sink = KongSink {
         out,
         ev: Event::default(),
@@ -47,14 +47,14 @@ pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
     json::walk(text, "kong", &mut sink)
 }
 
-struct KongSink<'o> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+struct KongSink<'o, 'a> {
+    out: &'o mut Vec<Event<'a>>,
+    ev: Event<'a>,
     /// username, custom_id, id: the first present names the principal.
-    consumer: [Option<String>; 3],
+    consumer: [Option<Text<'a>>; 3],
 }
 
-impl<'de> Sink<'de> for KongSink<'_> {
+impl<'de> Sink<'de> for KongSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
         let ev = &mut self.ev;
         if let Some(name) = path.strip_prefix("request.headers.") {
@@ -71,7 +71,7 @@ impl<'de> Sink<'de> for KongSink<'_> {
             "request.method" => fill::set_scalar(&mut ev.method, &v),
             "request.uri" => {
                 if let Some(t) = v.text() {
-                    fill::set_target(ev, &t);
+                    fill::with_text(ev, t, fill::set_target);
                 }
             }
             "request.url" => fill::set_scalar(&mut ev.url, &v),
@@ -104,7 +104,7 @@ impl<'de> Sink<'de> for KongSink<'_> {
         if ev.path.is_none()
             && let Some(url) = ev.url.clone()
         {
-            fill::set_target(&mut ev, &url);
+            fill::with_text(&mut ev, url, fill::set_target);
         }
         fill::from_headers(&mut ev);
         self.out.push(ev);
@@ -115,7 +115,7 @@ impl<'de> Sink<'de> for KongSink<'_> {
 mod tests {
     use super::*;
 
-    fn run(text: &str) -> Result<Vec<Event>, Error> {
+    fn run(text: &str) -> Result<Vec<Event<'_>>, Error> {
         let mut out = Vec::new();
         decode(text, &mut out).map(|()| out)
     }
@@ -150,8 +150,8 @@ mod tests {
         .expect("valid kong");
         let ev = &evs[0];
         assert_eq!(ev.headers.len(), 3);
-        assert_eq!(ev.headers[0], (String::from("x-tag"), String::from("a")));
-        assert_eq!(ev.headers[1], (String::from("x-tag"), String::from("b")));
+        assert_eq!(ev.headers[0], (Text::from("x-tag"), Text::from("a")));
+        assert_eq!(ev.headers[1], (Text::from("x-tag"), Text::from("b")));
         assert_eq!(ev.principal.as_deref(), Some("cust"));
         assert_eq!(ev.dest_host.as_deref(), Some("h.example.org"));
     }
@@ -162,7 +162,7 @@ mod tests {
             .expect("valid kong");
         assert_eq!(
             evs[0].extra,
-            vec![(String::from("note.ssn"), String::from("x"))]
+            vec![(Text::from("note.ssn"), Text::from("x"))]
         );
     }
 

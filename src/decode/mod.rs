@@ -215,11 +215,11 @@ impl FileState {
 /// With [`Mode::AutoTextFallback`], a record that matches no format, or that
 /// fails to decode as the format it looks like, becomes one [`text_event`]
 /// (only invalid UTF-8 is still an error). On error, `out` is left as it was.
-pub fn decode_record(
-    record: &[u8],
+pub fn decode_record<'a>(
+    record: &'a [u8],
     mode: Mode,
     state: &mut FileState,
-    out: &mut Vec<Event>,
+    out: &mut Vec<Event<'a>>,
 ) -> Result<Format, Error> {
     let text = std::str::from_utf8(record).map_err(|e| Error::InvalidUtf8(e.valid_up_to()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -283,11 +283,11 @@ pub fn decode_record(
 }
 
 /// Decode `text` (trimmed, non-empty) with one decoder.
-fn decode_as(
+fn decode_as<'a>(
     format: Format,
-    text: &str,
+    text: &'a str,
     state: &mut FileState,
-    out: &mut Vec<Event>,
+    out: &mut Vec<Event<'a>>,
 ) -> Result<(), Error> {
     match format {
         Format::Kong => kong::decode(text, out),
@@ -310,9 +310,9 @@ fn decode_as(
 }
 
 /// An event that carries a whole line as plain text.
-pub fn text_event(text: &str) -> Event {
+pub fn text_event(text: &str) -> Event<'_> {
     Event {
-        extra: vec![(String::from("line"), text.to_string())],
+        extra: vec![("line".into(), text.into())],
         ..Event::default()
     }
 }

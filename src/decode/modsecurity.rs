@@ -23,7 +23,7 @@ use super::util::Unit;
 use crate::event::Event;
 
 /// Decode one record.
-pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     let mut sink = ModsecSink {
         out,
         ev: Event::default(),
@@ -31,12 +31,12 @@ pub(super) fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
     json::walk(text, "modsecurity", &mut sink)
 }
 
-struct ModsecSink<'o> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+struct ModsecSink<'o, 'a> {
+    out: &'o mut Vec<Event<'a>>,
+    ev: Event<'a>,
 }
 
-impl<'de> Sink<'de> for ModsecSink<'_> {
+impl<'de> Sink<'de> for ModsecSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
         let ev = &mut self.ev;
         let tx = path.strip_prefix("transaction.").unwrap_or(path);
@@ -58,25 +58,30 @@ impl<'de> Sink<'de> for ModsecSink<'_> {
             "request.method" => fill::set_scalar(&mut ev.method, &v),
             "request.uri" => {
                 if let Some(uri) = v.text() {
-                    fill::set_target(ev, &uri);
+                    fill::with_text(ev, uri, fill::set_target);
                 }
             }
             "request.request_line" => {
-                if let Some(line) = v.text()
-                    && !fill::set_request_line(ev, &line)
-                {
-                    fill::push_extra(ev, path, &v);
+                if let Some(line) = v.text() {
+                    let mut parsed = false;
+                    fill::with_text(ev, line, |ev, line| {
+                        parsed = fill::set_request_line(ev, line);
+                    });
+                    if !parsed {
+                        fill::push_extra(ev, path, &v);
+                    }
                 }
             }
             "request.body" => match &mut ev.body {
                 // v2 logs the body as an array of lines.
                 Some(body) => {
                     if let Some(more) = v.text() {
+                        let body = body.to_mut();
                         body.push('\n');
                         body.push_str(&more);
                     }
                 }
-                None => ev.body = v.string(),
+                None => ev.body = v.text(),
             },
             "response.http_code" | "response.status" => fill::set_opt(&mut ev.status, v.u16()),
             "response.body"
@@ -84,7 +89,7 @@ impl<'de> Sink<'de> for ModsecSink<'_> {
             | "messages.details.match"
             | "messages.details.data"
             | "audit_data.messages" => fill::push_extra(ev, path, &v),
-            "messages.details.ruleId" => fill::push_rule(ev, v.string()),
+            "messages.details.ruleId" => fill::push_rule(ev, v.text()),
             _ => {}
         }
     }
@@ -100,7 +105,7 @@ impl<'de> Sink<'de> for ModsecSink<'_> {
 mod tests {
     use super::*;
 
-    fn one(text: &str) -> Event {
+    fn one(text: &str) -> Event<'_> {
         let mut out = Vec::new();
         decode(text, &mut out).expect("valid modsecurity record");
         out.remove(0)

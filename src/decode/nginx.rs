@@ -24,7 +24,7 @@ fn invalid(message: &str) -> Error {
 }
 
 /// Decode one line.
-pub(super) fn decode(line: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(line: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     out.push(decode_line(line)?);
     Ok(())
 }
@@ -56,7 +56,7 @@ pub(super) fn looks_like(line: &str) -> bool {
     matches!(before, 3 | 4) && line[open..].contains("] \"")
 }
 
-fn decode_line(line: &str) -> Result<Event, Error> {
+fn decode_line(line: &str) -> Result<Event<'_>, Error> {
     let open = time_bracket(line).ok_or_else(|| invalid("missing [time]"))?;
     let mut head = line[..open].split_b(b' ').filter(|t| !t.is_empty());
     let fields: [Option<&str>; 5] = std::array::from_fn(|_| head.next());
@@ -91,18 +91,16 @@ fn decode_line(line: &str) -> Result<Event, Error> {
         Some(b) => Some(b.parse().map_err(|_| invalid("bad body_bytes_sent"))?),
     };
     if let Some(referer) = next()?.and_then(non_dash) {
-        ev.headers
-            .push((String::from("referer"), referer.to_owned()));
+        ev.headers.push(("referer".into(), referer.into()));
     }
     fill::set(&mut ev.user_agent, next()?);
     let trailing = fields.rest().trim();
     if !trailing.is_empty() {
-        ev.extra
-            .push((String::from("trailing"), trailing.to_owned()));
+        ev.extra.push(("trailing".into(), trailing.into()));
     }
     if !fill::set_request_line(&mut ev, request) && non_dash(request).is_some() {
         // A malformed request line (scanners, TLS on a plain port): keep it for detection.
-        ev.extra.push((String::from("request"), request.to_owned()));
+        ev.extra.push(("request".into(), request.into()));
     }
     Ok(ev)
 }
@@ -110,6 +108,7 @@ fn decode_line(line: &str) -> Result<Event, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Text;
 
     const TAIL: &str = r#"[10/Oct/2023:13:55:36 -0700] "GET /fhir/Patient/12345?_format=json HTTP/1.1" 200 2326 "https://portal.example.org/" "Mozilla/5.0""#;
 
@@ -144,7 +143,7 @@ mod tests {
         assert_eq!(ev.method, None);
         assert_eq!(
             ev.extra[0],
-            (String::from("trailing"), String::from("\"203.0.113.9\""))
+            (Text::from("trailing"), Text::from("\"203.0.113.9\""))
         );
         assert_eq!(ev.extra[1].0, "request");
         assert_eq!(ev.principal, None);

@@ -12,7 +12,7 @@
 use super::Error;
 use super::fill;
 use super::util::{Unit, decimal_to_micros, non_dash, split_host_port};
-use crate::event::Event;
+use crate::event::{Event, Text};
 use std::net::IpAddr;
 
 const NAME: &str = "squid";
@@ -25,12 +25,12 @@ fn invalid(message: &str) -> Error {
 }
 
 /// Decode one line.
-pub(super) fn decode(line: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(line: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     out.push(decode_line(line)?);
     Ok(())
 }
 
-fn decode_line(line: &str) -> Result<Event, Error> {
+fn decode_line(line: &str) -> Result<Event<'_>, Error> {
     let mut it = line.split(' ').filter(|t| !t.is_empty());
     let mut next = |what: &str| it.next().ok_or_else(|| invalid(what));
     let time = next("missing time")?;
@@ -61,20 +61,20 @@ fn decode_line(line: &str) -> Result<Event, Error> {
         fill::set_target(&mut ev, url);
     } else if non_dash(url).is_some() {
         // `error:invalid-request` and the like: not a URL, still scanned.
-        ev.extra.push((String::from("url"), url.to_owned()));
+        ev.extra.push((Text::from("url"), url.into()));
     }
     let user = it.next();
     fill::set(&mut ev.principal, user);
     if let Some(peer) = it.next().and_then(|h| h.split_once('/')).map(|(_, p)| p)
         && peer.parse::<IpAddr>().is_ok()
     {
-        ev.dest_ip = Some(peer.to_owned());
+        ev.dest_ip = Some(peer.into());
     }
     let _content_type = it.next();
     let trailing: Vec<&str> = it.collect();
     if !trailing.is_empty() {
         ev.extra
-            .push((String::from("trailing"), trailing.join(" ")));
+            .push((Text::from("trailing"), trailing.join(" ").into()));
     }
     Ok(ev)
 }

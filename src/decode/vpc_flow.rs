@@ -121,7 +121,11 @@ pub(super) fn looks_like(line: &str, state: &FileState) -> bool {
 }
 
 /// Decode one line: a header sets the field order and yields no event.
-pub(super) fn decode(line: &str, state: &mut FileState, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode<'a>(
+    line: &'a str,
+    state: &mut FileState,
+    out: &mut Vec<Event<'a>>,
+) -> Result<(), Error> {
     if line.starts_with(|c: char| c.is_ascii_lowercase())
         && let Some(fields) = header_fields(line)
     {
@@ -150,7 +154,7 @@ fn decode_row<'f>(
     line: &str,
     fields: impl Iterator<Item = &'f str>,
     count: usize,
-) -> Result<Event, Error> {
+) -> Result<Event<'_>, Error> {
     if line.split_ascii_whitespace().count() != count {
         return Err(invalid("field count does not match the field order"));
     }
@@ -191,7 +195,7 @@ fn decode_row<'f>(
 mod tests {
     use super::*;
 
-    fn run(lines: &[&str]) -> Vec<Result<Vec<Event>, Error>> {
+    fn run<'a>(lines: &[&'a str]) -> Vec<Result<Vec<Event<'a>>, Error>> {
         let mut state = FileState::default();
         lines
             .iter()

@@ -76,12 +76,12 @@ const CONN_FIELDS: [&str; 21] = [
 ];
 
 /// Decode one http.log record.
-pub(super) fn decode_http(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode_http<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     decode(text, "zeek_http", Log::Http, out)
 }
 
 /// Decode one conn.log record.
-pub(super) fn decode_conn(text: &str, out: &mut Vec<Event>) -> Result<(), Error> {
+pub(super) fn decode_conn<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
     decode(text, "zeek_conn", Log::Conn, out)
 }
 
@@ -91,7 +91,12 @@ enum Log {
     Conn,
 }
 
-fn decode(text: &str, name: &'static str, log: Log, out: &mut Vec<Event>) -> Result<(), Error> {
+fn decode<'a>(
+    text: &'a str,
+    name: &'static str,
+    log: Log,
+    out: &mut Vec<Event<'a>>,
+) -> Result<(), Error> {
     let mut sink = ZeekSink {
         out,
         ev: Event::default(),
@@ -100,13 +105,13 @@ fn decode(text: &str, name: &'static str, log: Log, out: &mut Vec<Event>) -> Res
     json::walk(text, name, &mut sink)
 }
 
-struct ZeekSink<'o> {
-    out: &'o mut Vec<Event>,
-    ev: Event,
+struct ZeekSink<'o, 'a> {
+    out: &'o mut Vec<Event<'a>>,
+    ev: Event<'a>,
     log: Log,
 }
 
-impl<'de> Sink<'de> for ZeekSink<'_> {
+impl<'de> Sink<'de> for ZeekSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
         let ev = &mut self.ev;
         match path {
@@ -122,12 +127,15 @@ impl<'de> Sink<'de> for ZeekSink<'_> {
             (Log::Http, "method") => fill::set_scalar(&mut ev.method, &v),
             (Log::Http, "host") => {
                 if let Some(h) = v.text() {
-                    fill::set(&mut ev.dest_host, Some(super::util::split_host_port(&h).0));
+                    fill::set_text(
+                        &mut ev.dest_host,
+                        fill::map_text(h, |h| Some(super::util::split_host_port(h).0)),
+                    );
                 }
             }
             (Log::Http, "uri") => {
                 if let Some(uri) = v.text() {
-                    fill::set_target(ev, &uri);
+                    fill::with_text(ev, uri, fill::set_target);
                 }
             }
             (Log::Http, "referrer") => fill::push_header(&mut ev.headers, "referer", &v),
@@ -186,7 +194,7 @@ mod tests {
             &mut out,
         )
         .expect("valid record");
-        let keys: Vec<&str> = out[0].extra.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = out[0].extra.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(keys, ["post_body", "orig_filenames"]);
     }
 

@@ -101,7 +101,7 @@ impl Detector {
             return;
         }
         let mut hits = self.dedup(hits);
-        let method = event.method.clone().or(text_method);
+        let method = event.method.as_deref().map(str::to_owned).or(text_method);
         let mut derived = self.derive(&hits, method.as_deref());
         // A value can sit in a field's name (an SSN as a JSON key, an email as a
         // query parameter name), and locations carry names: mask it there too.
@@ -272,9 +272,9 @@ impl Detector {
                 .hmac_hex(mask::canonical(value_kind, &h.value).as_bytes()),
             value_masked: mask::mask(value_kind, &h.value),
             key_id: std::sync::Arc::from(self.key.id()),
-            principal: event.principal.clone(),
-            client_ip: event.client_ip.clone(),
-            dest_host: event.dest_host.clone(),
+            principal: event.principal.as_deref().map(str::to_owned),
+            client_ip: event.client_ip.as_deref().map(str::to_owned),
+            dest_host: event.dest_host.as_deref().map(str::to_owned),
             http_method: method,
             url_path,
             http_status: event.status,
@@ -367,7 +367,7 @@ fn views_of<'e>(
                     // Keep `scheme://user:pass@host` in the text; blank path and query.
                     let blank =
                         range.start + normalize::path_start(&value[range.clone()])..range.end;
-                    let mut rest = value.clone();
+                    let mut rest = value.to_string();
                     rest.replace_range(blank.clone(), &" ".repeat(blank.len()));
                     views.push(View::field_owned(rest, "text".into(), None));
                 }

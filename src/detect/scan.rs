@@ -2,7 +2,7 @@
 
 use super::Detector;
 use crate::decode::{self, FileState, Format, Mode};
-use crate::event::Provenance;
+use crate::event::{Event, Provenance};
 use crate::finding::Finding;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
@@ -95,7 +95,7 @@ pub fn scan_lines(
     let mut stats = ScanStats::default();
     let mut buf = Vec::new();
     let mut state = FileState::default();
-    let mut events = Vec::new();
+    let mut spare = Vec::new();
     let mut findings = Vec::new();
     loop {
         buf.clear();
@@ -103,7 +103,7 @@ pub fn scan_lines(
             break;
         }
         stats.lines += 1;
-        events.clear();
+        let mut events: Vec<Event<'_>> = std::mem::take(&mut spare);
         findings.clear();
         let format =
             match decode::decode_record(&buf, Mode::AutoTextFallback, &mut state, &mut events) {
@@ -112,7 +112,9 @@ pub fn scan_lines(
                     stats.invalid_utf8 += 1;
                     events.clear();
                     let lossy = String::from_utf8_lossy(&buf);
-                    events.push(decode::text_event(lossy.trim_end_matches(['\r', '\n'])));
+                    events.push(
+                        decode::text_event(lossy.trim_end_matches(['\r', '\n'])).into_owned(),
+                    );
                     Format::Text
                 }
             };
@@ -121,6 +123,7 @@ pub fn scan_lines(
             prov.index = u32::try_from(i).unwrap_or(u32::MAX);
             detector.scan(ev, &prov, format, &mut findings);
         }
+        spare = Event::recycle(events);
         for f in &findings {
             serde_json::to_writer(&mut out, &FindingLine::new(f))?;
             out.write_all(b"\n")?;
@@ -177,11 +180,11 @@ mod tests {
         let detector = Detector::load(Key::from_bytes(b"unit test key 0123"), None)
             .expect("built-in rules load");
         let labeled = include_str!("../../fixtures/eval/labeled.jsonl");
-        let (mut state, mut events, mut findings) = (FileState::default(), Vec::new(), Vec::new());
+        let (mut state, mut findings) = (FileState::default(), Vec::new());
         for (n, record) in labeled.lines().enumerate() {
             let v: serde_json::Value = serde_json::from_str(record).expect("labeled json");
             let line = v["line"].as_str().expect("line");
-            events.clear();
+            let mut events = Vec::new();
             let Ok(format) = decode::decode_record(
                 line.as_bytes(),
                 Mode::AutoTextFallback,

@@ -124,7 +124,7 @@ fn base64_and_json_escapes_are_decoded() {
     use base64::Engine as _;
     let inner = base64::engine::general_purpose::STANDARD.encode("{\"ssn\":\"345-67-8901\"}");
     let ev = Event {
-        headers: vec![("x-context".into(), inner)],
+        headers: vec![("x-context".into(), inner.into())],
         body: Some(r#"{\"contact\":\"pat\u0040example.net\"}"#.into()),
         ..Event::default()
     };
@@ -300,7 +300,7 @@ proptest::proptest! {
 fn values_in_field_names_are_masked_in_locations() {
     // Synthetic, Luhn-free test values: an SSN used as a JSON key.
     let ev = Event {
-        extra: vec![(String::from("members.123-45-6789"), String::from("active"))],
+        extra: vec![("members.123-45-6789".into(), "active".into())],
         ..Event::default()
     };
     let found = scan(&ev);

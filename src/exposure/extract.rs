@@ -128,7 +128,7 @@ pub(crate) fn candidate(event: &Event) -> bool {
 }
 
 /// Path and query of an event, from its fields or its full URL.
-fn path_and_query(event: &Event) -> (Option<&str>, Option<&str>) {
+fn path_and_query<'e>(event: &'e Event<'_>) -> (Option<&'e str>, Option<&'e str>) {
     if event.path.is_some() {
         return (event.path.as_deref(), event.query.as_deref());
     }
@@ -302,7 +302,7 @@ pub fn principal(event: &Event, key: &Key) -> Option<String> {
         return Some(p.to_string());
     }
     for (name, value) in &event.headers {
-        match name.as_str() {
+        match name.as_ref() {
             "authorization" | "proxy-authorization" => {
                 let v = value.trim();
                 let (scheme, cred) = v.split_once_b(b' ').unwrap_or(("", v));

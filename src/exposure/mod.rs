@@ -135,7 +135,7 @@ impl Accumulator {
         let t = time.unwrap_or(0);
         let rk = RowKey {
             principal: who.map(str::to_owned),
-            client_ip: event.client_ip.clone(),
+            client_ip: event.client_ip.as_deref().map(str::to_owned),
             source: prov.source.clone(),
             window_start: t - t.rem_euclid(self.window_us),
         };

@@ -16,13 +16,13 @@ pub fn key() -> Key {
 }
 
 /// A GET with a path, query and status.
-pub fn get(path: &str, query: Option<&str>, status: u16) -> Event {
+pub fn get<'a>(path: &'a str, query: Option<&'a str>, status: u16) -> Event<'a> {
     Event {
         time: Some(1_709_251_200_000_000),
         client_ip: Some("203.0.113.9".into()),
         method: Some("GET".into()),
         path: Some(path.into()),
-        query: query.map(String::from),
+        query: query.map(Into::into),
         status: Some(status),
         bytes_out: Some(1000),
         ..Event::default()
@@ -89,7 +89,8 @@ pub fn patients(range: std::ops::Range<u32>, prefix: &str, ip: &str, key: &Key) 
     let mut acc = Accumulator::new(&phiwatch::exposure::ExposureConfig::default());
     let prov = phiwatch::event::Provenance::file_line(std::sync::Arc::from("gw.log"), 1);
     for i in range {
-        let mut ev = get(&format!("/fhir/Patient/{prefix}{i}"), None, 200);
+        let path = format!("/fhir/Patient/{prefix}{i}");
+        let mut ev = get(&path, None, 200);
         ev.client_ip = Some(ip.into());
         ev.time = Some(1_709_251_200_000_000 + i64::from(i) * 1_000);
         acc.observe(&ev, &prov, key);
