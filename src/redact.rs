@@ -119,7 +119,7 @@ impl Key {
     pub fn hmac_hex(&self, canonical: &[u8]) -> String {
         let mut m = self.mac.clone();
         m.update(canonical);
-        hex::encode(m.finalize().into_bytes())
+        crate::text::hex(&m.finalize().into_bytes())
     }
 
     /// Keyed 64-bit hash of a value in a domain (`patient`, `record` ...), for

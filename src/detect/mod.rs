@@ -20,6 +20,7 @@ use crate::redact::Key;
 use engine::{Engine, Hit, location_matches};
 use normalize::View;
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 use std::path::Path;
 
 pub use check::{CheckReport, check_rules};
@@ -228,30 +229,23 @@ impl Detector {
         // A derived finding hashes and masks the value of the finding it came from.
         let value_kind = from.unwrap_or(&rule.kind);
         let mut id = Sha256::new();
+        let mut span = String::with_capacity(24);
+        // Writing to a String cannot fail.
+        let _ = write!(span, "{}:{}-{}", h.depth, h.span.start, h.span.end);
         for part in [
             prov.source.as_bytes(),
             prov.position().as_bytes(),
             rule.id.as_bytes(),
             h.location.as_bytes(),
-            format!("{}:{}-{}", h.depth, h.span.start, h.span.end).as_bytes(),
+            span.as_bytes(),
         ] {
             id.update(part);
             id.update([0u8]);
         }
-        let finding_id = hex::encode(&id.finalize()[..16]);
-        let mut decoded = Vec::new();
-        if h.decoded.json {
-            decoded.push("json");
-        }
-        if h.decoded.percent {
-            decoded.push("percent");
-        }
-        if h.decoded.base64 {
-            decoded.push("base64");
-        }
+        let finding_id = crate::text::hex(&id.finalize()[..16]);
         let detail = match from {
-            Some(_) => serde_json::json!({ "from_kind": value_kind, "decoded": decoded }),
-            None => serde_json::json!({ "context": h.context, "decoded": decoded }),
+            Some(_) => detail_json(None, Some(value_kind), h.decoded),
+            None => detail_json(Some(h.context), None, h.decoded),
         };
         Finding {
             finding_id,
@@ -278,7 +272,7 @@ impl Detector {
             http_method: method,
             url_path,
             http_status: event.status,
-            detail: Some(detail.to_string()),
+            detail: Some(detail),
         }
     }
 }
@@ -286,6 +280,42 @@ impl Detector {
 /// The views of every text-bearing field of an event worth scanning, the HTTP
 /// method found in a plain text line, and the raw URL path (its view is built
 /// for `url_path` only when the event has findings).
+/// The `detail` column of a pattern finding: the JSON object
+/// `{"context":…,"decoded":[…]}`, or `{"decoded":[…],"from_kind":…}` for a derived
+/// finding (keys in order, as a JSON map serializes them).
+fn detail_json(context: Option<bool>, from_kind: Option<&str>, d: normalize::Decoded) -> String {
+    let mut s = String::with_capacity(64);
+    s.push('{');
+    match context {
+        Some(true) => s.push_str("\"context\":true,"),
+        Some(false) => s.push_str("\"context\":false,"),
+        None => {}
+    }
+    s.push_str("\"decoded\":[");
+    let steps = [
+        (d.json, "json"),
+        (d.percent, "percent"),
+        (d.base64, "base64"),
+    ];
+    let mut first = true;
+    for (_, name) in steps.iter().filter(|(on, _)| *on) {
+        if !first {
+            s.push(',');
+        }
+        first = false;
+        s.push('"');
+        s.push_str(name);
+        s.push('"');
+    }
+    s.push(']');
+    if let Some(kind) = from_kind {
+        s.push_str(",\"from_kind\":");
+        crate::text::push_json_string(&mut s, kind);
+    }
+    s.push('}');
+    s
+}
+
 fn views_of<'e>(
     event: &'e Event,
     format: Format,
@@ -392,3 +422,38 @@ fn named(name: &str, value: &str, location: String) -> View {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod detail_tests {
+    use super::*;
+
+    /// The detail column is the JSON a `serde_json` map of the same fields gives.
+    #[test]
+    fn detail_is_the_json_of_its_fields() {
+        for bits in 0..8u8 {
+            let d = normalize::Decoded {
+                json: bits & 1 != 0,
+                percent: bits & 2 != 0,
+                base64: bits & 4 != 0,
+            };
+            let mut names = Vec::new();
+            for (on, name) in [
+                (d.json, "json"),
+                (d.percent, "percent"),
+                (d.base64, "base64"),
+            ] {
+                if on {
+                    names.push(name);
+                }
+            }
+            for context in [false, true] {
+                let want = serde_json::json!({ "context": context, "decoded": names }).to_string();
+                assert_eq!(detail_json(Some(context), None, d), want);
+            }
+            for kind in ["us_ssn", "odd \"kind\"\\\n"] {
+                let want = serde_json::json!({ "from_kind": kind, "decoded": names }).to_string();
+                assert_eq!(detail_json(None, Some(kind), d), want);
+            }
+        }
+    }
+}
