@@ -106,6 +106,52 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
     /// Scratch buffer for route templates.
     static ROUTE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// Per-thread cache of recent paths' routes (health checks, list endpoints
+    /// and static files repeat line after line).
+    static ROUTES: std::cell::RefCell<Vec<RouteSlot>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Slots of a thread's route cache (direct-mapped, like the interner).
+const ROUTE_SLOTS: usize = 256;
+/// Longer paths are templated without the cache.
+const ROUTE_CACHE_MAX: usize = 256;
+
+/// A path and the route and object it gave.
+#[derive(Default)]
+struct RouteSlot {
+    path: String,
+    route: Option<Arc<str>>,
+    object: Option<Object>,
+}
+
+/// The route template of `path` (interned) and the object it addresses.
+fn route_of(path: &str) -> (Arc<str>, Option<Object>) {
+    let template = |path: &str| {
+        ROUTE.with_borrow_mut(|r| {
+            let object = template_into(path, r);
+            (intern(r), object)
+        })
+    };
+    if path.len() > ROUTE_CACHE_MAX {
+        return template(path);
+    }
+    ROUTES.with_borrow_mut(|slots| {
+        if slots.is_empty() {
+            slots.resize_with(ROUTE_SLOTS, RouteSlot::default);
+        }
+        let slot = &mut slots[(crate::text::quick_hash(path.as_bytes()) as usize) % ROUTE_SLOTS];
+        if let Some(route) = &slot.route
+            && slot.path == path
+        {
+            return (route.clone(), slot.object);
+        }
+        let (route, object) = template(path);
+        slot.path.clear();
+        slot.path.push_str(path);
+        slot.route = Some(route.clone());
+        slot.object = object;
+        (route, object)
+    })
 }
 
 /// Forget this thread's interned strings. A replay worker calls it at the start
@@ -114,6 +160,7 @@ thread_local! {
 /// touches the reference counts this thread is updating.
 pub(crate) fn reset_interner() {
     INTERNED.with_borrow_mut(|slots| slots.iter_mut().for_each(|s| *s = None));
+    ROUTES.with_borrow_mut(|slots| slots.iter_mut().for_each(|s| s.route = None));
 }
 
 /// `s` as a shared string, reusing this thread's copy when it has one.
@@ -155,10 +202,10 @@ impl Access {
     ) -> Access {
         let path = path_of(ev);
         let (route, object) = match path {
-            Some(p) if !p.is_empty() => ROUTE.with_borrow_mut(|r| {
-                let o = template_into(p, r);
-                (Some(intern(r)), o)
-            }),
+            Some(p) if !p.is_empty() => {
+                let (route, object) = route_of(p);
+                (Some(route), object)
+            }
             _ => (None, None),
         };
         let mut a = Access {
@@ -494,6 +541,39 @@ mod tests {
         ) {
             prop_assert_eq!(is_id(&seg, &prev), is_id_reference(&seg, &prev), "{} after {}", seg, prev);
         }
+    }
+
+    #[test]
+    fn cached_routes_are_the_templates_of_their_paths() {
+        // More paths than cache slots, each seen twice: every answer, from the
+        // cache or not, is the path's own template.
+        let paths: Vec<String> = (0..(3 * ROUTE_SLOTS))
+            .map(|i| match i % 3 {
+                0 => format!("/fhir/Patient/{i}"),
+                1 => format!("/api/v{}/items", i % 7),
+                _ => format!("/static/app-{i}.js"),
+            })
+            .collect();
+        for round in 0..2 {
+            for p in &paths {
+                let (route, object) = route_of(p);
+                let (want, want_object) = template(p);
+                assert_eq!(
+                    (&*route, object),
+                    (want.as_str(), want_object),
+                    "{p} round {round}"
+                );
+            }
+        }
+        let (a, _) = route_of("/health");
+        let (b, _) = route_of("/health");
+        assert!(Arc::ptr_eq(&a, &b), "a repeated path reuses its route");
+        reset_interner();
+        let (c, _) = route_of("/health");
+        assert!(
+            !Arc::ptr_eq(&a, &c),
+            "a new block shares nothing with the last"
+        );
     }
 
     #[test]
