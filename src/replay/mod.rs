@@ -463,10 +463,13 @@ struct BlockResult {
 fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<BlockResult, Error> {
     let mut out = engine.output();
     anomaly::reset_interner();
-    if let Some(accesses) = out.accesses.as_mut()
-        && let Some(reused) = pool.lock().ok().and_then(|mut p| p.pop())
-    {
-        *accesses = reused;
+    if let Some(accesses) = out.accesses.as_mut() {
+        match pool.lock().ok().and_then(|mut p| p.pop()) {
+            Some(reused) => *accesses = reused,
+            // About one access per line: sized once rather than grown (and
+            // copied) a dozen times.
+            None => accesses.reserve(memchr::memchr_iter(b'\n', &job.block.data).count() + 1),
+        }
     }
     let mut state = (*job.state).clone();
     for ov in &job.block.oversize {
