@@ -10,7 +10,7 @@ use super::Error;
 use crate::anomaly::{self, Access};
 use crate::exposure::Accumulator;
 use crate::finding::Finding;
-use crate::sink::parquet::{self, Written};
+use crate::sink::parquet::{self, PartWriter, Written};
 use arrow::array::RecordBatch;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -39,12 +39,12 @@ pub(crate) struct Ordered {
     pub(crate) dead_letters: Option<RecordBatch>,
 }
 
-/// Batches of one output folder (`findings`, `dead_letter`) waiting to be
-/// written as `DIR/<folder>/<slug>/part-NNNN.parquet`.
+/// The part being written of one output folder (`findings`, `dead_letter`):
+/// `DIR/<folder>/<slug>/part-NNNN.parquet`. Batches are encoded as they come
+/// (a part's rows are never all held as columns at once).
 struct Parts {
     folder: &'static str,
-    batches: Vec<RecordBatch>,
-    rows: usize,
+    open: Option<PartWriter>,
     written: u32,
 }
 
@@ -52,34 +52,44 @@ impl Parts {
     fn new(folder: &'static str) -> Self {
         Parts {
             folder,
-            batches: Vec::new(),
-            rows: 0,
+            open: None,
             written: 0,
         }
     }
 
-    fn add(&mut self, batch: Option<RecordBatch>) {
-        if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
-            self.rows += b.num_rows();
-            self.batches.push(b);
-        }
-    }
-
-    /// Write what is held as the next part (nothing when nothing is held).
-    fn spill(
+    /// Append a block's batch to the open part (opening one if needed); finish
+    /// the part once it holds `budget` rows.
+    fn add(
         &mut self,
+        batch: Option<RecordBatch>,
+        budget: usize,
         out_dir: &Path,
         slug: &str,
         written: &mut Vec<Written>,
     ) -> Result<(), Error> {
-        if self.batches.is_empty() {
+        let Some(batch) = batch.filter(|b| b.num_rows() > 0) else {
             return Ok(());
+        };
+        let part = match &mut self.open {
+            Some(part) => part,
+            None => {
+                let rel = format!("{}/{slug}/part-{:04}.parquet", self.folder, self.written);
+                self.open.insert(PartWriter::create(out_dir, &rel, &batch)?)
+            }
+        };
+        part.write(&batch)?;
+        if part.rows() >= budget as u64 {
+            self.finish(written)?;
         }
-        let rel = format!("{}/{slug}/part-{:04}.parquet", self.folder, self.written);
-        written.push(parquet::write(out_dir, &rel, &self.batches)?);
-        self.written += 1;
-        self.batches.clear();
-        self.rows = 0;
+        Ok(())
+    }
+
+    /// Finish the open part, if any.
+    fn finish(&mut self, written: &mut Vec<Written>) -> Result<(), Error> {
+        if let Some(part) = self.open.take() {
+            written.push(part.finish()?);
+            self.written += 1;
+        }
         Ok(())
     }
 }
@@ -170,13 +180,12 @@ impl<'a> Collector<'a> {
         while let Some(b) = st.pending.remove(&st.next) {
             st.next += 1;
             let slug = st.slug.get_or_insert(b.slug).clone();
-            st.findings.add(b.findings);
-            st.dead_letters.add(b.dead_letters);
-            for parts in [&mut st.findings, &mut st.dead_letters] {
-                if parts.rows >= self.finding_rows_per_part {
-                    parts.spill(self.out_dir, &slug, &mut self.written)?;
-                }
-            }
+            let budget = self.finding_rows_per_part;
+            let w = &mut self.written;
+            st.findings
+                .add(b.findings, budget, self.out_dir, &slug, w)?;
+            st.dead_letters
+                .add(b.dead_letters, budget, self.out_dir, &slug, w)?;
             if let (Some(det), Some(mut accesses)) = (self.anomaly.as_deref_mut(), b.accesses) {
                 det.observe_all(&mut accesses, &mut self.anomaly_findings);
                 if let Ok(mut pool) = self.pool.lock()
@@ -200,11 +209,8 @@ impl<'a> Collector<'a> {
             }
         }
         if st.blocks == Some(st.next) {
-            if let Some(slug) = st.slug.clone() {
-                st.findings.spill(self.out_dir, &slug, &mut self.written)?;
-                st.dead_letters
-                    .spill(self.out_dir, &slug, &mut self.written)?;
-            }
+            st.findings.finish(&mut self.written)?;
+            st.dead_letters.finish(&mut self.written)?;
             spill(st, self.out_dir, &self.key_id, &mut self.written)?;
             self.inputs.remove(&input);
         }

@@ -78,53 +78,112 @@ pub fn properties() -> WriterProperties {
 /// An existing file of that name is replaced, so a replay after a crash overwrites
 /// rather than duplicates.
 pub fn write(out_dir: &Path, rel_path: &str, batches: &[RecordBatch]) -> Result<Written, Error> {
-    let path = out_dir.join(rel_path);
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
     let Some(first) = batches.first() else {
         return Err(Error::Io {
-            path,
+            path: out_dir.join(rel_path),
             source: io::Error::other("nothing to write"),
         });
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    }
-    let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).map_err(io_err(&tmp))?;
-    let sink = HashingWriter {
-        file,
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
-    let pq_err = |source| Error::Parquet {
-        path: tmp.clone(),
-        source,
-    };
-    let mut writer =
-        ArrowWriter::try_new(sink, first.schema(), Some(properties())).map_err(pq_err)?;
-    let mut rows = 0u64;
+    let mut w = PartWriter::create(out_dir, rel_path, first)?;
     for b in batches {
-        rows += b.num_rows() as u64;
-        writer.write(b).map_err(pq_err)?;
+        w.write(b)?;
     }
-    let mut sink = writer.into_inner().map_err(pq_err)?;
-    sink.flush().map_err(io_err(&tmp))?;
-    sink.file.sync_all().map_err(io_err(&tmp))?;
-    let HashingWriter {
-        file,
-        hasher,
-        bytes,
-    } = sink;
-    drop(file);
-    let sha256 = hex::encode(hasher.finalize());
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    Ok(Written {
-        rel_path: rel_path.replace('\\', "/"),
-        sha256,
-        bytes,
-        rows,
-    })
+    w.finish()
+}
+
+/// A Parquet file written batch by batch under a temporary name, renamed into
+/// place by [`PartWriter::finish`] (dropped unfinished, it leaves only the
+/// temporary file, which no reader lists).
+pub struct PartWriter {
+    writer: ArrowWriter<HashingWriter>,
+    path: PathBuf,
+    tmp: PathBuf,
+    rel_path: String,
+    rows: u64,
+}
+
+impl PartWriter {
+    /// Start `out_dir/rel_path` with the schema of `like`.
+    pub fn create(out_dir: &Path, rel_path: &str, like: &RecordBatch) -> Result<Self, Error> {
+        let path = out_dir.join(rel_path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let tmp = path.with_extension("parquet.tmp");
+        let file = File::create(&tmp).map_err(|source| Error::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        let sink = HashingWriter {
+            file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let writer =
+            ArrowWriter::try_new(sink, like.schema(), Some(properties())).map_err(|source| {
+                Error::Parquet {
+                    path: tmp.clone(),
+                    source,
+                }
+            })?;
+        Ok(PartWriter {
+            writer,
+            path,
+            tmp,
+            rel_path: rel_path.replace('\\', "/"),
+            rows: 0,
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Append a batch (encoded now; the batch itself is not kept).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(|source| Error::Parquet {
+            path: self.tmp.clone(),
+            source,
+        })
+    }
+
+    /// Close the file, sync it, and rename it into place.
+    pub fn finish(self) -> Result<Written, Error> {
+        let PartWriter {
+            writer,
+            path,
+            tmp,
+            rel_path,
+            rows,
+        } = self;
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let mut sink = writer.into_inner().map_err(|source| Error::Parquet {
+            path: tmp.clone(),
+            source,
+        })?;
+        sink.flush().map_err(io_err(&tmp))?;
+        sink.file.sync_all().map_err(io_err(&tmp))?;
+        let HashingWriter {
+            file,
+            hasher,
+            bytes,
+        } = sink;
+        drop(file);
+        let sha256 = crate::text::hex(&hasher.finalize());
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        Ok(Written {
+            rel_path,
+            sha256,
+            bytes,
+            rows,
+        })
+    }
 }
