@@ -277,9 +277,6 @@ impl Detector {
     }
 }
 
-/// The views of every text-bearing field of an event worth scanning, the HTTP
-/// method found in a plain text line, and the raw URL path (its view is built
-/// for `url_path` only when the event has findings).
 /// The `detail` column of a pattern finding: the JSON object
 /// `{"context":…,"decoded":[…]}`, or `{"decoded":[…],"from_kind":…}` for a derived
 /// finding (keys in order, as a JSON map serializes them).
@@ -316,6 +313,9 @@ fn detail_json(context: Option<bool>, from_kind: Option<&str>, d: normalize::Dec
     s
 }
 
+/// The views of every text-bearing field of an event worth scanning, the HTTP
+/// method found in a plain text line, and the raw URL path (its view is built
+/// for `url_path` only when the event has findings).
 fn views_of<'e>(
     event: &'e Event,
     format: Format,

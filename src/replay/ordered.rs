@@ -57,8 +57,9 @@ impl Parts {
         }
     }
 
-    /// Append a block's batch to the open part (opening one if needed); finish
-    /// the part once it holds `budget` rows.
+    /// Append a block's batch to the open part (opening one if needed); a part
+    /// is finished when it holds `budget` rows, so every part but an input's
+    /// last holds exactly that many (a batch that crosses the line is split).
     fn add(
         &mut self,
         batch: Option<RecordBatch>,
@@ -67,21 +68,30 @@ impl Parts {
         slug: &str,
         written: &mut Vec<Written>,
     ) -> Result<(), Error> {
-        let Some(batch) = batch.filter(|b| b.num_rows() > 0) else {
+        let Some(mut batch) = batch.filter(|b| b.num_rows() > 0) else {
             return Ok(());
         };
-        let part = match &mut self.open {
-            Some(part) => part,
-            None => {
-                let rel = format!("{}/{slug}/part-{:04}.parquet", self.folder, self.written);
-                self.open.insert(PartWriter::create(out_dir, &rel, &batch)?)
+        let budget = budget.max(1) as u64;
+        loop {
+            let part = match &mut self.open {
+                Some(part) => part,
+                None => {
+                    let rel = format!("{}/{slug}/part-{:04}.parquet", self.folder, self.written);
+                    self.open.insert(PartWriter::create(out_dir, &rel, &batch)?)
+                }
+            };
+            // A part below its budget always has room (a full one is finished).
+            let room = usize::try_from(budget.saturating_sub(part.rows())).unwrap_or(usize::MAX);
+            if batch.num_rows() < room {
+                return part.write(&batch).map_err(Error::from);
             }
-        };
-        part.write(&batch)?;
-        if part.rows() >= budget as u64 {
+            part.write(&batch.slice(0, room))?;
             self.finish(written)?;
+            if batch.num_rows() == room {
+                return Ok(());
+            }
+            batch = batch.slice(room, batch.num_rows() - room);
         }
-        Ok(())
     }
 
     /// Finish the open part, if any.
@@ -283,6 +293,28 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_run_leaves_no_partial_part() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = AccessPool::default();
+        let mut c = Collector::new(None, dir.path(), "k".into(), 10, 100, &pool);
+        c.block(0, 0, block(lines(0, 3))).expect("block 0");
+        assert!(
+            dir.path()
+                .join("findings/in-0000/part-0000.parquet.tmp")
+                .exists(),
+            "the open part is being written"
+        );
+        // The run stops before the input ends (an error elsewhere): the collector goes.
+        drop(c);
+        for folder in ["findings", "dead_letter"] {
+            let left: Vec<_> = std::fs::read_dir(dir.path().join(folder).join("in-0000"))
+                .expect("dir")
+                .collect();
+            assert!(left.is_empty(), "{folder}: {left:?}");
+        }
+    }
+
+    #[test]
     fn findings_are_written_in_block_order_in_parts_of_the_budget() {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = AccessPool::default();
@@ -292,7 +324,8 @@ mod tests {
         c.block(0, 0, block(lines(0, 3))).expect("block 0");
         assert!(c.written.is_empty(), "3 rows are under the budget of 5");
         c.block(0, 1, block(None)).expect("block 1");
-        // Blocks 0..=2 are in: 7 findings rows pass the budget, 3 dead letters do not.
+        // Blocks 0..=2 are in: 7 findings rows fill one part of 5 (block 2's rows
+        // are split across parts); 3 dead letters do not.
         assert_eq!(c.written.len(), 1);
         c.block(0, 3, block(lines(30, 2))).expect("block 3");
         c.input_done(0, 4).expect("input done");
@@ -306,10 +339,26 @@ mod tests {
             ]
         );
         let rows: Vec<u64> = c.written.iter().map(|w| w.rows).collect();
-        assert_eq!(rows, [7, 2, 4]);
+        assert_eq!(rows, [5, 4, 4]);
         let at = |i: usize| dir.path().join(&c.written[i].rel_path);
-        assert_eq!(read(&at(0)), [0, 1, 2, 20, 21, 22, 23]);
-        assert_eq!(read(&at(1)), [30, 31]);
+        assert_eq!(read(&at(0)), [0, 1, 2, 20, 21]);
+        assert_eq!(read(&at(1)), [22, 23, 30, 31]);
         assert_eq!(read(&at(2)), [1000, 1000, 1000, 1000]);
+        // Nothing half-written is left behind.
+        let mut names = Vec::new();
+        for folder in ["findings", "dead_letter"] {
+            for e in std::fs::read_dir(dir.path().join(folder).join("in-0000")).expect("dir") {
+                names.push(e.expect("entry").file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "part-0000.parquet",
+                "part-0000.parquet",
+                "part-0001.parquet"
+            ]
+        );
     }
 }

@@ -92,10 +92,13 @@ pub fn write(out_dir: &Path, rel_path: &str, batches: &[RecordBatch]) -> Result<
 }
 
 /// A Parquet file written batch by batch under a temporary name, renamed into
-/// place by [`PartWriter::finish`] (dropped unfinished, it leaves only the
-/// temporary file, which no reader lists).
+/// place by [`PartWriter::finish`]. Dropped unfinished (a failed run), it
+/// removes its temporary file.
 pub struct PartWriter {
-    writer: ArrowWriter<HashingWriter>,
+    /// Taken by [`PartWriter::finish`].
+    writer: Option<ArrowWriter<HashingWriter>>,
+    /// Renamed into place: nothing to clean up.
+    renamed: bool,
     path: PathBuf,
     tmp: PathBuf,
     rel_path: String,
@@ -130,7 +133,8 @@ impl PartWriter {
                 }
             })?;
         Ok(PartWriter {
-            writer,
+            writer: Some(writer),
+            renamed: false,
             path,
             tmp,
             rel_path: rel_path.replace('\\', "/"),
@@ -145,26 +149,35 @@ impl PartWriter {
 
     /// Append a batch (encoded now; the batch itself is not kept).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
-        self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|source| Error::Parquet {
+        let pq_err = |source| Error::Parquet {
             path: self.tmp.clone(),
             source,
-        })
+        };
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(pq_err(parquet::errors::ParquetError::General(
+                "part already finished".into(),
+            )));
+        };
+        self.rows += batch.num_rows() as u64;
+        writer.write(batch).map_err(pq_err)
     }
 
     /// Close the file, sync it, and rename it into place.
-    pub fn finish(self) -> Result<Written, Error> {
-        let PartWriter {
-            writer,
-            path,
-            tmp,
-            rel_path,
-            rows,
-        } = self;
+    pub fn finish(mut self) -> Result<Written, Error> {
+        let (tmp, path) = (self.tmp.clone(), self.path.clone());
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| Error::Io { path, source }
         };
+        let Some(writer) = self.writer.take() else {
+            return Err(Error::Parquet {
+                path: tmp,
+                source: parquet::errors::ParquetError::General("part already finished".into()),
+            });
+        };
+        let rows = self.rows;
+        let rel_path = std::mem::take(&mut self.rel_path);
+        // A failure from here on leaves the temporary file to Drop, which removes it.
         let mut sink = writer.into_inner().map_err(|source| Error::Parquet {
             path: tmp.clone(),
             source,
@@ -179,11 +192,68 @@ impl PartWriter {
         drop(file);
         let sha256 = crate::text::hex(&hasher.finalize());
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        self.renamed = true;
         Ok(Written {
             rel_path,
             sha256,
             bytes,
             rows,
         })
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // An unfinished part is not output; a failed run leaves no trace of it.
+            drop(self.writer.take());
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::UInt64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(n: u64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::UInt64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from_iter_values(0..n))])
+            .expect("batch")
+    }
+
+    #[test]
+    fn parts_appear_only_when_finished() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = batch(3);
+        let mut w = PartWriter::create(dir.path(), "f/part-0000.parquet", &b).expect("create");
+        w.write(&b).expect("write");
+        w.write(&b).expect("write");
+        let tmp = dir.path().join("f/part-0000.parquet.tmp");
+        assert!(tmp.exists() && !dir.path().join("f/part-0000.parquet").exists());
+        let done = w.finish().expect("finish");
+        assert_eq!(
+            (done.rows, done.rel_path.as_str()),
+            (6, "f/part-0000.parquet")
+        );
+        let bytes = std::fs::read(dir.path().join("f/part-0000.parquet")).expect("renamed");
+        assert_eq!(done.sha256, crate::text::hex(&Sha256::digest(&bytes)));
+        assert!(!tmp.exists());
+
+        let mut w = PartWriter::create(dir.path(), "f/part-0001.parquet", &b).expect("create");
+        w.write(&b).expect("write");
+        drop(w);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("f"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["part-0000.parquet"],
+            "an unfinished part leaves nothing"
+        );
     }
 }
