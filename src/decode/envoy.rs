@@ -23,7 +23,7 @@ use super::Error;
 use super::fill;
 use super::json::{self, Scalar, Sink};
 use super::util::{Fields, Unit, non_dash, text_to_micros};
-use crate::event::{Event, Text};
+use crate::event::Event;
 
 const NAME: &str = "envoy";
 
@@ -162,12 +162,7 @@ impl<'de> Sink<'de> for JsonSink<'_, 'de> {
 
     fn end_record(&mut self) {
         let mut ev = std::mem::take(&mut self.ev);
-        let xff: Option<Text<'de>> = ev
-            .headers
-            .iter()
-            .find(|(k, _)| k == "x-forwarded-for")
-            .map(|(_, v)| v.clone());
-        if let Some(xff) = xff {
+        if let Some(xff) = fill::header_text(&ev, "x-forwarded-for") {
             let first = fill::map_text(xff, |x| x.split(',').next().map(str::trim));
             fill::set_text(&mut ev.client_ip, first);
         }
@@ -178,6 +173,7 @@ impl<'de> Sink<'de> for JsonSink<'_, 'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Text;
 
     const LINE: &str = r#"[2016-04-15T20:17:00.310Z] "POST /api/v1/locations?x=1 HTTP/2" 204 - 154 0 226 100 "10.0.35.28, 10.0.0.1" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations:8080" "tcp://10.0.2.1:80""#;
 

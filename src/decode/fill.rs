@@ -117,21 +117,26 @@ pub(crate) fn push_header<'a>(
 /// Fill `dest_host` (port dropped) and `user_agent` from the `host` and
 /// `user-agent` headers when nothing else set them.
 pub(crate) fn from_headers(ev: &mut Event<'_>) {
-    let header = |ev: &Event<'_>, name: &str| ev.headers.iter().position(|(k, _)| k == name);
     if ev.dest_host.is_none()
-        && let Some(i) = header(ev, "host")
+        && let Some(h) = header_text(ev, "host")
     {
-        ev.dest_host = match &ev.headers[i].1 {
-            Cow::Borrowed(h) => non_dash(split_host_port(h).0).map(Cow::Borrowed),
-            Cow::Owned(h) => non_dash(split_host_port(h).0).map(|h| Cow::Owned(h.to_owned())),
-        };
+        set_text(
+            &mut ev.dest_host,
+            map_text(h, |h| Some(split_host_port(h).0)),
+        );
     }
-    if ev.user_agent.is_none()
-        && let Some(i) = header(ev, "user-agent")
-        && non_dash(&ev.headers[i].1).is_some()
-    {
-        ev.user_agent = Some(ev.headers[i].1.clone());
+    if ev.user_agent.is_none() {
+        let ua = header_text(ev, "user-agent");
+        set_text(&mut ev.user_agent, ua);
     }
+}
+
+/// The text of the first request header with this (lower-case) name.
+pub(crate) fn header_text<'a>(ev: &Event<'a>, name: &str) -> Option<Text<'a>> {
+    ev.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// Set client ip and port from `ip:port` (or `[v6]:port`, or a bare address).
@@ -186,20 +191,21 @@ pub(crate) fn push_extra<'a>(ev: &mut Event<'a>, path: &str, value: &Scalar<'a>)
 }
 
 /// Run a filler that slices its input (such as [`set_target`]) on text that
-/// may be owned: borrowed text fills `ev` directly; owned text fills through the
-/// event moved aside, whose fields are then owned (a rare path: only escaped
-/// JSON strings are owned).
-pub(crate) fn with_text<'a>(
+/// may be owned, and return what it returns: borrowed text fills `ev` directly;
+/// owned text fills through the event moved aside, whose fields are then owned
+/// (a rare path: only escaped JSON strings are owned).
+pub(crate) fn with_text<'a, R>(
     ev: &mut Event<'a>,
     text: Text<'a>,
-    fill: impl for<'b> FnOnce(&mut Event<'b>, &'b str),
-) {
+    fill: impl for<'b> FnOnce(&mut Event<'b>, &'b str) -> R,
+) -> R {
     match text {
         Cow::Borrowed(t) => fill(ev, t),
         Cow::Owned(t) => {
             let mut scratch: Event<'_> = std::mem::take(ev);
-            fill(&mut scratch, &t);
+            let r = fill(&mut scratch, &t);
             *ev = scratch.into_owned();
+            r
         }
     }
 }

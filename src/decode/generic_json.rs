@@ -108,11 +108,7 @@ fn map<'a>(ev: &mut Event<'a>, key: &str, v: &Scalar<'a>) -> bool {
         }
         "request" => {
             let Some(line) = v.text() else { return true };
-            let mut parsed = false;
-            fill::with_text(ev, line, |ev, line| {
-                parsed = fill::set_request_line(ev, line);
-            });
-            if !parsed {
+            if !fill::with_text(ev, line, fill::set_request_line) {
                 return false;
             }
         }

@@ -62,14 +62,10 @@ impl<'de> Sink<'de> for ModsecSink<'_, 'de> {
                 }
             }
             "request.request_line" => {
-                if let Some(line) = v.text() {
-                    let mut parsed = false;
-                    fill::with_text(ev, line, |ev, line| {
-                        parsed = fill::set_request_line(ev, line);
-                    });
-                    if !parsed {
-                        fill::push_extra(ev, path, &v);
-                    }
+                if let Some(line) = v.text()
+                    && !fill::with_text(ev, line, fill::set_request_line)
+                {
+                    fill::push_extra(ev, path, &v);
                 }
             }
             "request.body" => match &mut ev.body {

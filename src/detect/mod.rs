@@ -307,7 +307,8 @@ fn detail_json(context: Option<bool>, from_kind: Option<&str>, d: normalize::Dec
     s.push(']');
     if let Some(kind) = from_kind {
         s.push_str(",\"from_kind\":");
-        crate::text::push_json_string(&mut s, kind);
+        // Derived findings are few: serde_json escapes the kind.
+        s.push_str(&serde_json::Value::from(kind).to_string());
     }
     s.push('}');
     s

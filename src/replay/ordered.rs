@@ -71,7 +71,7 @@ impl Parts {
         let Some(mut batch) = batch.filter(|b| b.num_rows() > 0) else {
             return Ok(());
         };
-        let budget = budget.max(1) as u64;
+        let budget = budget as u64;
         loop {
             let part = match &mut self.open {
                 Some(part) => part,
@@ -80,7 +80,8 @@ impl Parts {
                     self.open.insert(PartWriter::create(out_dir, &rel, &batch)?)
                 }
             };
-            // A part below its budget always has room (a full one is finished).
+            // A part below its budget (at least 1, see Collector::new) always has
+            // room: a full one is finished.
             let room = usize::try_from(budget.saturating_sub(part.rows())).unwrap_or(usize::MAX);
             if batch.num_rows() < room {
                 return part.write(&batch).map_err(Error::from);
