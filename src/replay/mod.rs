@@ -464,12 +464,12 @@ fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<BlockR
     let mut out = engine.output();
     anomaly::reset_interner();
     if let Some(accesses) = out.accesses.as_mut() {
-        match pool.lock().ok().and_then(|mut p| p.pop()) {
-            Some(reused) => *accesses = reused,
-            // About one access per line: sized once rather than grown (and
-            // copied) a dozen times.
-            None => accesses.reserve(memchr::memchr_iter(b'\n', &job.block.data).count() + 1),
+        if let Some(reused) = pool.lock().ok().and_then(|mut p| p.pop()) {
+            *accesses = reused;
         }
+        // About one access per line: sized once rather than grown (and copied)
+        // a dozen times, or doubled when a reused vector is a few short.
+        accesses.reserve(memchr::memchr_iter(b'\n', &job.block.data).count() + 1);
     }
     let mut state = (*job.state).clone();
     for ov in &job.block.oversize {
