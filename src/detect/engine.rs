@@ -175,17 +175,58 @@ pub(crate) struct Engine {
 /// Values shorter than this are checked directly; longer ones go through the
 /// per-thread cache (user agents, hosts and paths repeat line after line).
 const CACHE_MIN: usize = 4;
-/// Values longer than this are checked directly.
-const CACHE_MAX: usize = 512;
 const CACHE_SLOTS: usize = 1024;
+/// Bytes of field name and value a cache slot holds; longer fields are
+/// checked directly. Slots are 512 bytes with their header.
+const SLOT_TEXT: usize = 488;
 
 /// A field [`Engine::worth_scanning`] answered "skip" for (engine 0: empty).
-#[derive(Default)]
+/// The name and value are stored inline, right after the hash, so that a hit
+/// reads one stretch of memory rather than chasing two heap pointers.
+#[derive(Clone)]
+#[repr(C, align(64))]
 struct Remembered {
-    engine: u64,
     hash: u64,
-    name: String,
-    value: String,
+    engine: u64,
+    name_len: u16,
+    value_len: u16,
+    /// The name's bytes, then the value's.
+    text: [u8; SLOT_TEXT],
+}
+
+impl Remembered {
+    const EMPTY: Remembered = Remembered {
+        hash: 0,
+        engine: 0,
+        name_len: 0,
+        value_len: 0,
+        text: [0; SLOT_TEXT],
+    };
+
+    fn holds(&self, engine: u64, hash: u64, name: &[u8], value: &[u8]) -> bool {
+        let (n, v) = (usize::from(self.name_len), usize::from(self.value_len));
+        self.hash == hash
+            && self.engine == engine
+            && n == name.len()
+            && v == value.len()
+            && self.text[..n] == *name
+            && self.text[n..n + v] == *value
+    }
+
+    /// Remember `name` and `value` (together at most [`SLOT_TEXT`] bytes).
+    fn store(&mut self, engine: u64, hash: u64, name: &[u8], value: &[u8]) {
+        let (n, v) = (name.len(), value.len());
+        let (Ok(name_len), Ok(value_len)) = (u16::try_from(n), u16::try_from(v)) else {
+            return;
+        };
+        let Some(text) = self.text.get_mut(..n + v) else {
+            return;
+        };
+        text[..n].copy_from_slice(name);
+        text[n..].copy_from_slice(value);
+        (self.hash, self.engine) = (hash, engine);
+        (self.name_len, self.value_len) = (name_len, value_len);
+    }
 }
 
 thread_local! {
@@ -343,32 +384,23 @@ impl Engine {
     /// the detector skip building views of plain fields. Only "skip" answers are
     /// remembered (per thread): no value worth scanning is kept in the cache.
     pub fn worth_scanning(&self, name: &str, value: &str) -> bool {
-        if !(CACHE_MIN..=CACHE_MAX).contains(&value.len()) || name.len() > CACHE_MAX {
+        if value.len() < CACHE_MIN || name.len() + value.len() > SLOT_TEXT {
             return self.worth_scanning_now(name, value);
         }
         WORTH_CACHE.with_borrow_mut(|slots| {
             if slots.is_empty() {
-                slots.resize_with(CACHE_SLOTS, Remembered::default);
+                slots.resize(CACHE_SLOTS, Remembered::EMPTY);
             }
             let hash = crate::text::quick_hash(value.as_bytes())
                 ^ crate::text::quick_hash(name.as_bytes()).rotate_left(17)
                 ^ self.id;
             let slot = &mut slots[(hash as usize) % CACHE_SLOTS];
-            if slot.hash == hash
-                && slot.engine == self.id
-                && slot.name == name
-                && slot.value == value
-            {
+            if slot.holds(self.id, hash, name.as_bytes(), value.as_bytes()) {
                 return false;
             }
             let worth = self.worth_scanning_now(name, value);
             if !worth {
-                slot.engine = self.id;
-                slot.hash = hash;
-                slot.name.clear();
-                slot.name.push_str(name);
-                slot.value.clear();
-                slot.value.push_str(value);
+                slot.store(self.id, hash, name.as_bytes(), value.as_bytes());
             }
             worth
         })
@@ -566,6 +598,39 @@ mod tests {
         assert_eq!(Shape::of("ts=2024-01-15T10:22:31Z").upper_token, 0);
         assert_eq!(Shape::of("x c3NuPTEyMy00NS02Nzg5 y").base64_run, 20);
         assert_eq!(Shape::of("0af7651916cd43dd8448eb211c80319c").base64_run, 0);
+    }
+
+    proptest::proptest! {
+        /// The per-thread cache answers exactly as a direct check, across
+        /// repeats, fields that split the same bytes differently between name
+        /// and value, and fields too long for a slot.
+        #[test]
+        fn cached_answers_equal_direct_ones(
+            fields in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["", "u", "user-agent", "ssn", "x"]),
+                    proptest::sample::select(vec![
+                        "agent", "-agent", "/fhir/Observation", "ssn=123456789", "ab",
+                        "Mozilla/5.0", "page=2&_count=10", "id=000-12-3456",
+                    ]),
+                    0..3usize,
+                ),
+                1..40,
+            ),
+        ) {
+            let det = crate::detect::Detector::load(
+                crate::redact::Key::from_bytes(b"cache test key"),
+                None,
+            )
+            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let engine = &det.engine;
+            for (name, value, repeat) in fields {
+                let value = value.repeat(1 + repeat * 40);
+                let direct = engine.worth_scanning_now(name, &value);
+                proptest::prop_assert_eq!(engine.worth_scanning(name, &value), direct);
+                proptest::prop_assert_eq!(engine.worth_scanning(name, &value), direct);
+            }
+        }
     }
 
     #[test]
