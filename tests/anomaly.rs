@@ -366,15 +366,10 @@ fn shuffle_check_can_fail_beyond_tolerance() {
 fn synthetic(i: u64, time: i64) -> Access {
     Access {
         time: Some(time),
-        principal: Some(Arc::from(format!("user-{i}"))),
-        client_ip: Some(Arc::from(format!(
-            "10.{}.{}.{}",
-            i >> 16 & 255,
-            i >> 8 & 255,
-            i & 255
-        ))),
-        dest_host: Some(Arc::from("api.example.org")),
-        method: Some(Arc::from("GET")),
+        principal: Some(format!("user-{i}").into()),
+        client_ip: Some(format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255).into()),
+        dest_host: Some("api.example.org".into()),
+        method: Some("GET".into()),
         route: Some(Arc::from("/fhir/Patient/{id}")),
         object: Some(phiwatch::anomaly::Object {
             hash: i,
@@ -384,12 +379,10 @@ fn synthetic(i: u64, time: i64) -> Access {
         status: Some(if i.is_multiple_of(10) { 401 } else { 200 }),
         bytes_in: 0,
         bytes_out: 900,
-        phi_kinds: Vec::new(),
-        credentials_used: Vec::new(),
-        credentials_leaked: Vec::new(),
+        flagged: None,
         credential_fp: None,
         prov: Provenance::file_line(Arc::from("stress"), i + 1),
-        format: "generic_json",
+        format: phiwatch::decode::Format::GenericJson,
     }
 }
 

@@ -7,6 +7,7 @@ use crate::event::{Event, Provenance};
 use crate::finding::{Category, Finding};
 use crate::redact::Key;
 use crate::text::SplitByte;
+use smol_str::SmolStr;
 use std::sync::Arc;
 
 /// Request header locations whose credential is the request's own credential
@@ -60,13 +61,13 @@ pub struct Access {
     /// Event time, microseconds since the Unix epoch (UTC).
     pub time: Option<i64>,
     /// Who: the logged principal, a JWT `sub`, or `key:` + a keyed fingerprint of an API key.
-    pub principal: Option<Arc<str>>,
+    pub principal: Option<SmolStr>,
     /// Client IP.
-    pub client_ip: Option<Arc<str>>,
+    pub client_ip: Option<SmolStr>,
     /// Destination host.
-    pub dest_host: Option<Arc<str>>,
+    pub dest_host: Option<SmolStr>,
     /// HTTP method.
-    pub method: Option<Arc<str>>,
+    pub method: Option<SmolStr>,
     /// The path with ids replaced by `{id}` (never a raw id).
     pub route: Option<Arc<str>>,
     /// The object addressed.
@@ -79,19 +80,27 @@ pub struct Access {
     pub bytes_in: u64,
     /// Response bytes.
     pub bytes_out: u64,
+    /// What the event's pattern findings flagged; `None` when nothing was
+    /// (most accesses: boxed to keep the access small).
+    pub flagged: Option<Box<Flagged>>,
+    /// In-memory hash of the credential presented in an auth header, flagged or not
+    /// (to count distinct keys tried).
+    pub credential_fp: Option<u64>,
+    /// Where the event came from.
+    pub prov: Provenance,
+    /// The decoder that read the event.
+    pub format: Format,
+}
+
+/// PHI kinds and credentials an access's pattern findings flagged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flagged {
     /// Kinds of PHI findings in the request (response headers excluded).
     pub phi_kinds: Vec<Arc<str>>,
     /// Credentials used as the request's own credential (see [`USE_LOCATIONS`]).
     pub credentials_used: Vec<Credential>,
     /// Credentials found anywhere else in the event.
     pub credentials_leaked: Vec<Credential>,
-    /// In-memory hash of the credential presented in an auth header, flagged or not
-    /// (to count distinct keys tried).
-    pub credential_fp: Option<u64>,
-    /// Where the event came from.
-    pub prov: Provenance,
-    /// Decoder name.
-    pub format: &'static str,
 }
 
 /// Slots of a thread's interner (a direct-mapped cache: a collision only
@@ -163,6 +172,20 @@ pub(crate) fn reset_interner() {
     ROUTES.with_borrow_mut(|slots| slots.iter_mut().for_each(|s| s.route = None));
 }
 
+/// `s` as a compact string: kept inline when short (no allocation, and nothing
+/// shared with the thread that drops the access), otherwise this thread's
+/// shared copy.
+fn short(s: &str) -> SmolStr {
+    if s.len() <= INLINE {
+        SmolStr::new(s)
+    } else {
+        SmolStr::from(intern(s))
+    }
+}
+
+/// The longest string a [`SmolStr`] holds inline.
+const INLINE: usize = 23;
+
 /// `s` as a shared string, reusing this thread's copy when it has one.
 fn intern(s: &str) -> Arc<str> {
     INTERNED.with_borrow_mut(|slots| {
@@ -210,38 +233,37 @@ impl Access {
         };
         let mut a = Access {
             time: ev.time,
-            principal: who.map(intern),
-            client_ip: ev.client_ip.as_deref().map(Arc::from),
+            principal: who.map(short),
+            client_ip: ev.client_ip.as_deref().map(short),
             dest_host: ev.dest_host.as_deref().map(|h| {
                 if h.bytes().any(|b| b.is_ascii_uppercase()) {
-                    intern(&h.to_ascii_lowercase())
+                    short(&h.to_ascii_lowercase())
                 } else {
-                    intern(h)
+                    short(h)
                 }
             }),
-            method: ev.method.as_deref().map(intern),
+            method: ev.method.as_deref().map(short),
             route,
             object,
             patients: Vec::new(),
             status: ev.status,
             bytes_in: ev.bytes_in.unwrap_or(0),
             bytes_out: ev.bytes_out.unwrap_or(0),
-            phi_kinds: Vec::new(),
-            credentials_used: Vec::new(),
-            credentials_leaked: Vec::new(),
+            flagged: None,
             credential_fp: credential_fp(ev),
             prov: prov.clone(),
-            format: format.name(),
+            format,
         };
         if let Some(p) = path {
             patients(p, ev.query.as_deref(), key, &mut a.patients);
         }
         for f in findings {
             match f.category {
-                Category::Phi
-                    if !f.location.starts_with("response") && !a.phi_kinds.contains(&f.kind) =>
-                {
-                    a.phi_kinds.push(f.kind.clone());
+                Category::Phi if !f.location.starts_with("response") => {
+                    let flagged = a.flagged.get_or_insert_default();
+                    if !flagged.phi_kinds.contains(&f.kind) {
+                        flagged.phi_kinds.push(f.kind.clone());
+                    }
                 }
                 Category::Credential => {
                     let c = Credential {
@@ -250,10 +272,11 @@ impl Access {
                         kind: f.kind.clone(),
                         location: Arc::from(f.location.as_str()),
                     };
+                    let flagged = a.flagged.get_or_insert_default();
                     let list = if USE_LOCATIONS.contains(&f.location.as_str()) {
-                        &mut a.credentials_used
+                        &mut flagged.credentials_used
                     } else {
-                        &mut a.credentials_leaked
+                        &mut flagged.credentials_leaked
                     };
                     if !list.iter().any(|x| x.hmac == c.hmac) {
                         list.push(c);
@@ -266,6 +289,24 @@ impl Access {
     }
 
     /// Whether the status is 2xx.
+    /// Kinds of PHI findings in the request (response headers excluded).
+    pub fn phi_kinds(&self) -> &[Arc<str>] {
+        self.flagged.as_deref().map_or(&[], |f| &f.phi_kinds)
+    }
+
+    /// Credentials used as the request's own credential (see [`USE_LOCATIONS`]).
+    pub fn credentials_used(&self) -> &[Credential] {
+        self.flagged.as_deref().map_or(&[], |f| &f.credentials_used)
+    }
+
+    /// Credentials found anywhere else in the event.
+    pub fn credentials_leaked(&self) -> &[Credential] {
+        self.flagged
+            .as_deref()
+            .map_or(&[], |f| &f.credentials_leaked)
+    }
+
+    /// Whether the request succeeded (a 2xx status).
     pub fn success(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
     }

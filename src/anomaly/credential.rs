@@ -33,7 +33,7 @@ pub(crate) fn observe(
 ) {
     let t = cx.now;
     if a.success() {
-        for c in &a.credentials_used {
+        for c in a.credentials_used() {
             let k = rule_key(idx, c.state_key());
             let Some(Slot::Credential(st)) = cx.state.get_mut(k) else {
                 continue;
@@ -61,7 +61,7 @@ pub(crate) fn observe(
             cx.emit(rule, a, alert);
         }
     }
-    for c in &a.credentials_leaked {
+    for c in a.credentials_leaked() {
         let k = rule_key(idx, c.state_key());
         cx.state.get_or_insert_with(k, || {
             Slot::Credential(Box::new(State {

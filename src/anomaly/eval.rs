@@ -108,7 +108,7 @@ impl Ctx<'_> {
             kind: rule.kind.clone(),
             severity: rule.severity,
             confidence: rule.confidence,
-            source_format: a.format,
+            source_format: a.format.name(),
             source: a.prov.source.clone(),
             source_line: a.prov.line,
             kafka_partition: a.prov.kafka_partition,

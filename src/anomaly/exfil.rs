@@ -31,7 +31,7 @@ impl Pair {
 }
 
 fn is_egress<'a>(p: &Exfiltration, a: &'a Access) -> Option<&'a str> {
-    if !p.egress_formats.iter().any(|f| f == a.format) {
+    if !p.egress_formats.iter().any(|f| f == a.format.name()) {
         return None;
     }
     let host = a.dest_host.as_deref()?;
@@ -70,7 +70,7 @@ fn phi_egress(
     who: &str,
 ) {
     let kinds: Vec<&str> = a
-        .phi_kinds
+        .phi_kinds()
         .iter()
         .map(|k| &**k)
         .filter(|k| !p.exclude_kinds.iter().any(|x| x == k))

@@ -64,7 +64,7 @@ mod state;
 mod volume;
 
 pub(crate) use access::reset_interner;
-pub use access::{Access, Credential, Object, USE_LOCATIONS};
+pub use access::{Access, Credential, Flagged, Object, USE_LOCATIONS};
 pub use check::{SequenceReport, check_sequences, check_sequences_in, run_sequence};
 pub use rule::AnomalyRule;
 
