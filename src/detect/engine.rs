@@ -27,6 +27,7 @@ pub(crate) struct Compiled {
     pub derive: Option<DeriveSpec>,
     pub has_keywords: bool,
     pub min_digit_cluster: usize,
+    pub min_digit_groups: usize,
     pub min_upper_token: usize,
 }
 
@@ -36,6 +37,9 @@ pub(crate) struct Compiled {
 pub(crate) struct Shape {
     /// Most digits in one cluster of digits and separators (space - . ( ) +).
     pub digit_cluster: usize,
+    /// Most groups of digits (runs split by separators) in one such cluster:
+    /// `415-555-2671` has three, a hex id's digit run one.
+    pub digit_groups: usize,
     /// Longest run of `[A-Z0-9-]` holding at least three letters (so an ISO
     /// timestamp's `2024-01-15T10` does not count).
     pub upper_token: usize,
@@ -87,6 +91,8 @@ impl Shape {
     pub fn of(text: &str) -> Shape {
         let mut s = Shape::default();
         let (mut cluster, mut token, mut letters) = (0usize, 0usize, 0usize);
+        // Groups in the current cluster, and whether the last byte was a digit.
+        let (mut groups, mut in_digits) = (0usize, false);
         let (mut b64, mut upper, mut lower) = (0usize, false, false);
         let mut esc = 0u8;
         for &b in text.as_bytes() {
@@ -106,8 +112,10 @@ impl Shape {
                 cluster += 1;
                 token += 1;
                 s.digit_cluster = s.digit_cluster.max(cluster);
+                groups += usize::from(!in_digits);
+                s.digit_groups = s.digit_groups.max(groups);
             } else if c & UPPER != 0 {
-                cluster = 0;
+                (cluster, groups) = (0, 0);
                 token += 1;
                 letters += 1;
             } else if c & DASH != 0 {
@@ -115,8 +123,9 @@ impl Shape {
             } else if c & SEP != 0 {
                 (token, letters) = (0, 0);
             } else {
-                (cluster, token, letters) = (0, 0, 0);
+                (cluster, groups, token, letters) = (0, 0, 0, 0);
             }
+            in_digits = c & DIGIT != 0;
             if letters >= 3 {
                 s.upper_token = s.upper_token.max(token);
             }
@@ -129,6 +138,7 @@ impl Shape {
     fn max(self, o: Shape) -> Shape {
         Shape {
             digit_cluster: self.digit_cluster.max(o.digit_cluster),
+            digit_groups: self.digit_groups.max(o.digit_groups),
             upper_token: self.upper_token.max(o.upper_token),
             base64_run: self.base64_run.max(o.base64_run),
             escapes: self.escapes || o.escapes,
@@ -136,11 +146,33 @@ impl Shape {
     }
 
     fn allows(self, rule: &Compiled) -> bool {
-        self.allows_gate(rule.min_digit_cluster, rule.min_upper_token)
+        self.allows_gate(rule.gate())
     }
 
-    fn allows_gate(self, min_digit_cluster: usize, min_upper_token: usize) -> bool {
-        self.digit_cluster >= min_digit_cluster.max(1) && self.upper_token >= min_upper_token
+    /// Whether the text may hold a match of a rule with this gate. The maxima
+    /// are taken over clusters independently, so this errs towards scanning.
+    fn allows_gate(self, gate: Gate) -> bool {
+        self.digit_cluster >= gate.digits.max(1)
+            && self.digit_groups >= gate.groups
+            && self.upper_token >= gate.upper_token
+    }
+}
+
+/// The shape a text needs before a rule without keywords runs on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gate {
+    digits: usize,
+    groups: usize,
+    upper_token: usize,
+}
+
+impl Compiled {
+    fn gate(&self) -> Gate {
+        Gate {
+            digits: self.min_digit_cluster,
+            groups: self.min_digit_groups,
+            upper_token: self.min_upper_token,
+        }
     }
 }
 
@@ -165,9 +197,9 @@ pub(crate) struct Engine {
     pub rules: Vec<Compiled>,
     prefilter: Option<AhoCorasick>,
     keyword_rules: Vec<Vec<usize>>,
-    /// Distinct (min_digit_cluster, min_upper_token) gates of the rules without
+    /// Distinct gates of the rules without
     /// keywords: a text that passes none of them (and holds no keyword) is skipped.
-    gates: Vec<(usize, usize)>,
+    gates: Vec<Gate>,
     /// Distinguishes engines in the per-thread [`WORTH_CACHE`].
     id: u64,
 }
@@ -340,6 +372,7 @@ impl Engine {
                 derive: r.derive.clone(),
                 has_keywords: !r.keywords.is_empty(),
                 min_digit_cluster: r.min_digit_cluster.unwrap_or(0),
+                min_digit_groups: r.min_digit_groups.unwrap_or(0),
                 min_upper_token: r.min_upper_token.unwrap_or(0),
             });
         }
@@ -357,12 +390,12 @@ impl Engine {
                     })?,
             )
         };
-        let mut gates: Vec<(usize, usize)> = Vec::new();
+        let mut gates: Vec<Gate> = Vec::new();
         for r in rules
             .iter()
             .filter(|r| r.regex.is_some() && !r.has_keywords)
         {
-            let g = (r.min_digit_cluster, r.min_upper_token);
+            let g = r.gate();
             if !gates.contains(&g) {
                 gates.push(g);
             }
@@ -409,7 +442,7 @@ impl Engine {
     fn worth_scanning_now(&self, name: &str, value: &str) -> bool {
         let (of_value, of_name) = (Shape::of(value), Shape::of(name));
         let shape = of_value.max(of_name);
-        if shape.escapes || self.gates.iter().any(|&(d, u)| shape.allows_gate(d, u)) {
+        if shape.escapes || self.gates.iter().any(|&g| shape.allows_gate(g)) {
             return true;
         }
         if self
@@ -595,12 +628,52 @@ mod tests {
         assert_eq!(s.digit_cluster, 10);
         assert_eq!(s.upper_token, 13);
         assert_eq!(Shape::of("4111 1111 1111 1111").digit_cluster, 16);
+        assert_eq!(Shape::of("4111 1111 1111 1111").digit_groups, 4);
+        assert_eq!(Shape::of("ssn 123-45-6789;").digit_groups, 3);
+        assert_eq!(Shape::of("(415)555-2671").digit_groups, 3);
+        let hex = Shape::of("x-request-id: 4b1f0123456789ab9876543210cd");
+        assert_eq!((hex.digit_cluster, hex.digit_groups), (10, 1));
         assert_eq!(Shape::of("ts=2024-01-15T10:22:31Z").upper_token, 0);
         assert_eq!(Shape::of("x c3NuPTEyMy00NS02Nzg5 y").base64_run, 20);
         assert_eq!(Shape::of("0af7651916cd43dd8448eb211c80319c").base64_run, 0);
     }
 
     proptest::proptest! {
+        /// A gate never keeps a rule without keywords off a text its pattern
+        /// matches: digits, separators, hex, upper-case tokens and written-out
+        /// numbers in any mix.
+        #[test]
+        fn gates_never_hide_a_match(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[0-9]{1,12}",
+                    "[0-9a-f]{4,32}",
+                    "[0-9]{3}-[0-9]{2}-[0-9]{4}",
+                    "\\(?[2-9][0-9]{2}\\)?[ .-]?[2-9][0-9]{2}[ .-][0-9]{4}",
+                    "\\+?1[ .-][2-9][0-9]{2}[ .-][2-9][0-9]{2}[ .-][0-9]{4}",
+                    "[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{1,7}",
+                    "[A-Z0-9-]{3,14}",
+                    "[ .()+/_=&:;-]{1,3}",
+                    "[a-zA-Z]{1,6}",
+                ],
+                1..10,
+            ),
+        ) {
+            let det = crate::detect::Detector::load(
+                crate::redact::Key::from_bytes(b"gate test key"),
+                None,
+            )
+            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let text = parts.concat();
+            let shape = Shape::of(&text);
+            for rule in det.engine.rules.iter().filter(|r| !r.has_keywords) {
+                let Some(re) = &rule.regex else { continue };
+                if re.is_match(&text) {
+                    proptest::prop_assert!(shape.allows(rule), "{} gated off a match", rule.id);
+                }
+            }
+        }
+
         /// The per-thread cache answers exactly as a direct check, across
         /// repeats, fields that split the same bytes differently between name
         /// and value, and fields too long for a slot.

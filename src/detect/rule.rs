@@ -208,6 +208,11 @@ pub struct RuleSpec {
     /// joined by spaces, `-`, `.`, `(`, `)` or `+`): a cheap gate for rules without keywords.
     #[serde(default)]
     pub min_digit_cluster: Option<usize>,
+    /// Run only where such a cluster holds at least this many groups of digits
+    /// split by separators (3 for `AAA-GG-SSSS` or `(415) 555-2671`): keeps
+    /// rules for written-out numbers off the digit runs of hex ids.
+    #[serde(default)]
+    pub min_digit_groups: Option<usize>,
     /// Run only where the text holds a run of at least this many characters of
     /// `[A-Z0-9-]`, three of them letters (for upper-case identifiers such as the MBI).
     #[serde(default)]
