@@ -468,8 +468,12 @@ fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<BlockR
             *accesses = reused;
         }
         // About one access per line: sized once rather than grown (and copied)
-        // a dozen times, or doubled when a reused vector is a few short.
-        accesses.reserve(memchr::memchr_iter(b'\n', &job.block.data).count() + 1);
+        // a dozen times. A reused vector that is too small is replaced, not
+        // grown: growing would copy its whole old buffer and double it.
+        let lines = memchr::memchr_iter(b'\n', &job.block.data).count() + 1;
+        if accesses.capacity() < lines {
+            *accesses = Vec::with_capacity(lines + lines / 8);
+        }
     }
     let mut state = (*job.state).clone();
     for ov in &job.block.oversize {
