@@ -229,6 +229,10 @@ impl Ord for Pending {
     }
 }
 
+/// Most reorder-buffer slots reserved before the first access (about 38 MB of
+/// address space, touched only as slots fill).
+const SLOTS_UP_FRONT: usize = 1 << 17;
+
 /// The anomaly detector: one per stream (a replay's inputs in order, or a Kafka
 /// consumer), fed [`Access`]es with [`Detector::observe`].
 #[derive(Debug)]
@@ -352,6 +356,13 @@ impl Detector {
         let slot = match self.free.pop() {
             Some(i) => i,
             None => {
+                if self.slots.capacity() == 0 {
+                    // Room for a full buffer up front (bounded: the cap may be
+                    // configured far larger than any stream needs): growing
+                    // by doubling copied every waiting access each time.
+                    self.slots
+                        .reserve_exact((self.cfg.max_buffered + 1).min(SLOTS_UP_FRONT));
+                }
                 self.slots.push(None);
                 self.slots.len() - 1
             }
