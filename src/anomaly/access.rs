@@ -288,7 +288,6 @@ impl Access {
         a
     }
 
-    /// Whether the status is 2xx.
     /// Kinds of PHI findings in the request (response headers excluded).
     pub fn phi_kinds(&self) -> &[Arc<str>] {
         self.flagged.as_deref().map_or(&[], |f| &f.phi_kinds)

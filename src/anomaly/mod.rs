@@ -67,6 +67,8 @@ pub(crate) use access::reset_interner;
 pub use access::{Access, Credential, Flagged, Object, USE_LOCATIONS};
 pub use check::{SequenceReport, check_sequences, check_sequences_in, run_sequence};
 pub use rule::AnomalyRule;
+/// The compact string type of [`Access`]'s text fields.
+pub use smol_str::SmolStr;
 
 use crate::finding::Finding;
 use crate::redact::Key;

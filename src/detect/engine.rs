@@ -197,8 +197,8 @@ pub(crate) struct Engine {
     pub rules: Vec<Compiled>,
     prefilter: Option<AhoCorasick>,
     keyword_rules: Vec<Vec<usize>>,
-    /// Distinct gates of the rules without
-    /// keywords: a text that passes none of them (and holds no keyword) is skipped.
+    /// Distinct gates of the rules without keywords: a text that passes none of
+    /// them (and holds no keyword) is skipped.
     gates: Vec<Gate>,
     /// Distinguishes engines in the per-thread [`WORTH_CACHE`].
     id: u64,
@@ -225,6 +225,9 @@ struct Remembered {
     /// The name's bytes, then the value's.
     text: [u8; SLOT_TEXT],
 }
+
+// The slot size the comments and SLOT_TEXT assume.
+const _: () = assert!(std::mem::size_of::<Remembered>() == 512);
 
 impl Remembered {
     const EMPTY: Remembered = Remembered {
