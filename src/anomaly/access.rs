@@ -445,6 +445,25 @@ fn template_into(path: &str, out: &mut String) -> Option<Object> {
 /// Patients named by a FHIR path (`Patient/<id>`) or a `patient=` / `subject=`
 /// parameter, hashed like the exposure counts.
 fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
+    // Most paths and queries name no patient: a substring search turns them
+    // down before they are split (a `Patient` segment followed by an id holds
+    // `Patient/`; every parameter read below starts `patient` or `subject`).
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: a searcher costs more to set up than most paths take to search.
+    static PATIENT_SEGMENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("Patient/"));
+    static PATIENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("patient"));
+    static SUBJECT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("subject"));
+    let has = |finder: &Finder<'_>, text: &str| finder.find(text.as_bytes()).is_some();
+    if has(&PATIENT_SEGMENT, path) {
+        path_patients(path, key, out);
+    }
+    if let Some(q) = query.filter(|q| has(&PATIENT, q) || has(&SUBJECT, q)) {
+        query_patients(q, key, out);
+    }
+}
+
+fn path_patients(path: &str, key: &Key, out: &mut Vec<u64>) {
     let mut prev = "";
     for seg in path.split_b(b'/') {
         if prev == "Patient" && is_fhir_id(seg) {
@@ -452,7 +471,10 @@ fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
         }
         prev = seg;
     }
-    for pair in query.unwrap_or("").split_b(b'&') {
+}
+
+fn query_patients(query: &str, key: &Key, out: &mut Vec<u64>) {
+    for pair in query.split_b(b'&') {
         let Some((name, value)) = pair.split_once_b(b'=') else {
             continue;
         };
@@ -464,8 +486,11 @@ fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
         }
         let value = value.strip_prefix("Patient%2F").unwrap_or(value);
         let id = value.rsplit_once_b(b'/').map_or(value, |(_, id)| id);
-        if is_fhir_id(id) && !out.contains(&crate::exposure::patient_hash(key, id)) {
-            out.push(crate::exposure::patient_hash(key, id));
+        if is_fhir_id(id) {
+            let hash = crate::exposure::patient_hash(key, id);
+            if !out.contains(&hash) {
+                out.push(hash);
+            }
         }
     }
 }
@@ -580,6 +605,33 @@ mod tests {
             prev in "[0-9a-zA-Z$_.-]{0,6}|Patient|Observation|_history",
         ) {
             prop_assert_eq!(is_id(&seg, &prev), is_id_reference(&seg, &prev), "{} after {}", seg, prev);
+        }
+    }
+
+    proptest! {
+        /// The substring checks in front of the patient walks never change
+        /// what they find: paths and queries built from patient-shaped pieces,
+        /// near misses and noise.
+        #[test]
+        fn patient_prechecks_lose_nothing(
+            segs in proptest::collection::vec(
+                "Patient|patient|Patients|Observation|[A-Za-z0-9.-]{0,8}|",
+                0..6,
+            ),
+            params in proptest::collection::vec(
+                "(patient|subject|patient:Patient|subject:Patient|Patient|subjects|x)=(Patient%2F|Patient/|)[A-Za-z0-9.-]{0,8}|[a-z=&]{0,6}",
+                0..4,
+            ),
+        ) {
+            let key = Key::from_bytes(b"patient precheck test key");
+            let path = format!("/{}", segs.join("/"));
+            let query = params.join("&");
+            let mut got = Vec::new();
+            patients(&path, Some(&query), &key, &mut got);
+            let mut want = Vec::new();
+            path_patients(&path, &key, &mut want);
+            query_patients(&query, &key, &mut want);
+            prop_assert_eq!(got, want, "{}?{}", path, query);
         }
     }
 
