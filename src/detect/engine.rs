@@ -26,9 +26,8 @@ pub(crate) struct Compiled {
     pub boundary: bool,
     pub derive: Option<DeriveSpec>,
     pub has_keywords: bool,
-    pub min_digit_cluster: usize,
-    pub min_digit_groups: usize,
-    pub min_upper_token: usize,
+    /// The shape a text needs before the rule runs without a keyword.
+    pub gate: Gate,
 }
 
 /// Cheap shape statistics of a text, computed in one pass, that gate the rules
@@ -146,7 +145,7 @@ impl Shape {
     }
 
     fn allows(self, rule: &Compiled) -> bool {
-        self.allows_gate(rule.gate())
+        self.allows_gate(rule.gate)
     }
 
     /// Whether the text may hold a match of a rule with this gate. The maxima
@@ -160,20 +159,10 @@ impl Shape {
 
 /// The shape a text needs before a rule without keywords runs on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Gate {
+pub(crate) struct Gate {
     digits: usize,
     groups: usize,
     upper_token: usize,
-}
-
-impl Compiled {
-    fn gate(&self) -> Gate {
-        Gate {
-            digits: self.min_digit_cluster,
-            groups: self.min_digit_groups,
-            upper_token: self.min_upper_token,
-        }
-    }
 }
 
 /// A confirmed match, still holding the raw value: it never leaves this module's
@@ -374,9 +363,11 @@ impl Engine {
                 boundary: r.boundary,
                 derive: r.derive.clone(),
                 has_keywords: !r.keywords.is_empty(),
-                min_digit_cluster: r.min_digit_cluster.unwrap_or(0),
-                min_digit_groups: r.min_digit_groups.unwrap_or(0),
-                min_upper_token: r.min_upper_token.unwrap_or(0),
+                gate: Gate {
+                    digits: r.min_digit_cluster.unwrap_or(0),
+                    groups: r.min_digit_groups.unwrap_or(0),
+                    upper_token: r.min_upper_token.unwrap_or(0),
+                },
             });
         }
         let prefilter = if keywords.is_empty() {
@@ -398,7 +389,7 @@ impl Engine {
             .iter()
             .filter(|r| r.regex.is_some() && !r.has_keywords)
         {
-            let g = r.gate();
+            let g = r.gate;
             if !gates.contains(&g) {
                 gates.push(g);
             }

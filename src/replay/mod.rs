@@ -10,15 +10,13 @@
 
 mod ordered;
 
-use crate::anomaly::{self, Access};
+use crate::anomaly;
 use crate::event::Provenance;
-use crate::exposure::Accumulator;
 use crate::pipeline::{Engine, SourceState, Stats};
 use crate::sink::dead_letter::{self, DeadLetter};
 use crate::sink::parquet::{self, Written};
 use crate::sink::{findings, manifest};
 use crate::source::file::{self, Block, BlockReader, Input};
-use arrow::array::RecordBatch;
 use ordered::{AccessPool, Collector, Ordered};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -159,12 +157,8 @@ enum Msg {
 struct BlockDone {
     input: usize,
     index: u64,
-    slug: Arc<str>,
     stats: Stats,
-    findings: Option<RecordBatch>,
-    dead_letters: Option<RecordBatch>,
-    exposure: Option<Accumulator>,
-    accesses: Option<Vec<Access>>,
+    block: Ordered,
 }
 
 /// Replay `inputs` through `engine` into `opts.out_dir`. With an anomaly detector,
@@ -257,22 +251,11 @@ pub fn replay(
                     let BlockDone {
                         input,
                         index,
-                        slug,
                         stats,
-                        findings,
-                        dead_letters,
-                        exposure,
-                        accesses,
+                        block,
                     } = *done;
                     summary.stats.merge(&stats);
-                    let b = Ordered {
-                        slug,
-                        exposure,
-                        accesses,
-                        findings,
-                        dead_letters,
-                    };
-                    if let Err(e) = ordered.block(input, index, b) {
+                    if let Err(e) = ordered.block(input, index, block) {
                         first_error.get_or_insert(e);
                     }
                 }
@@ -418,13 +401,7 @@ fn worker(
             }
         };
         let msg = match process_block(engine, &job, pool) {
-            Ok(BlockResult {
-                stats,
-                findings,
-                dead_letters,
-                exposure,
-                accesses,
-            }) => {
+            Ok((stats, block)) => {
                 progress.events.fetch_add(stats.events(), Ordering::Relaxed);
                 progress
                     .findings
@@ -435,12 +412,8 @@ fn worker(
                 Msg::Block(Box::new(BlockDone {
                     input: job.input,
                     index: job.block.index,
-                    slug: job.slug.clone(),
                     stats,
-                    findings,
-                    dead_letters,
-                    exposure,
-                    accesses,
+                    block,
                 }))
             }
             Err(e) => Msg::Failed(e),
@@ -451,16 +424,9 @@ fn worker(
     }
 }
 
-/// What a worker makes of one block.
-struct BlockResult {
-    stats: Stats,
-    findings: Option<RecordBatch>,
-    dead_letters: Option<RecordBatch>,
-    exposure: Option<Accumulator>,
-    accesses: Option<Vec<Access>>,
-}
-
-fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<BlockResult, Error> {
+/// What a worker makes of one block: its counts, and what the ordering
+/// thread applies in block order.
+fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<(Stats, Ordered), Error> {
     let mut out = engine.output();
     anomaly::reset_interner();
     if let Some(accesses) = out.accesses.as_mut() {
@@ -499,13 +465,14 @@ fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<BlockR
         out.dead_letters.sort_by_key(|d| d.source_line);
         Some(dead_letter::to_batch(&out.dead_letters)?)
     };
-    Ok(BlockResult {
-        stats: out.stats,
-        findings,
-        dead_letters,
+    let block = Ordered {
+        slug: job.slug.clone(),
         exposure: out.exposure,
         accesses: out.accesses,
-    })
+        findings,
+        dead_letters,
+    };
+    Ok((out.stats, block))
 }
 
 #[cfg(test)]
