@@ -73,7 +73,7 @@ pub use smol_str::SmolStr;
 use crate::finding::Finding;
 use crate::redact::Key;
 use eval::{Compiled, Ctx, Slot};
-use reorder::ReorderQueue;
+use reorder::{ReorderQueue, Stream};
 use serde::Deserialize;
 use state::Bounded;
 use std::cmp::Ordering;
@@ -347,11 +347,13 @@ impl Detector {
     #[inline]
     pub fn observe(&mut self, a: Access, out: &mut Vec<Finding>) {
         let mut time = a.time.or(self.max_time).unwrap_or(0);
+        let mut stream = Stream::InTime;
         if let Some(w) = self.watermark()
             && time < w
         {
             self.late += 1;
             time = w;
+            stream = Stream::Pinned;
         }
         self.max_time = Some(self.max_time.map_or(time, |m| m.max(time)));
         self.seq += 1;
@@ -374,7 +376,7 @@ impl Detector {
         debug_assert!(u32::try_from(slot).is_ok());
         let pending = Pending::new(time, &a.prov, source, self.seq, slot as u32);
         self.slots[slot] = Some(a);
-        self.buffer.push(pending);
+        self.buffer.push(pending, stream);
         let w = self.watermark().unwrap_or(i64::MIN);
         while let Some(top) = self.buffer.peek() {
             let over = self.buffer.len() > self.cfg.max_buffered;

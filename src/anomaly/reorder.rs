@@ -1,47 +1,80 @@
 //! The reorder buffer's priority queue: a min-queue that is cheap for input that is
-//! already (nearly) in order.
+//! already (nearly) in order, or that interleaves two such streams.
 //!
 //! Logs arrive mostly in time order, and an access later than the tolerance is
-//! placed at the watermark, usually in front of everything waiting. So most pushes land
-//! at one end of what is queued. Those go to a sorted double-ended run in O(1);
-//! only the rest go to a binary heap. The smallest item is the smaller of the
-//! run's front and the heap's top, so items come out in exactly the order a
-//! single heap would give.
+//! placed at the watermark. So most pushes land at one end of one of two ordered
+//! streams: the accesses that came in time, and the late ones pinned to the
+//! watermark (which among themselves still come in arrival order). The caller
+//! names the stream; each goes to a sorted double-ended run in O(1), and only an
+//! item that fits at neither end of its stream's run goes to a binary heap. The
+//! smallest item is the smallest of the runs' fronts and the heap's top, so items
+//! come out in exactly the order a single heap would give.
 
 use std::collections::{BinaryHeap, VecDeque};
+
+/// Streams (sorted runs) a queue keeps: see [`Stream`].
+const RUNS: usize = 2;
+
+/// Which ordered stream an item most likely continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    /// Items that arrived in time.
+    InTime = 0,
+    /// Late items placed at the watermark.
+    Pinned = 1,
+}
 
 /// A min-queue of totally ordered items (see the module docs).
 #[derive(Debug)]
 pub(crate) struct ReorderQueue<T: Ord> {
-    /// Sorted ascending.
-    run: VecDeque<T>,
-    /// Everything that did not fit at an end of `run`.
+    /// One sorted (ascending) run per [`Stream`].
+    runs: [VecDeque<T>; RUNS],
+    /// Everything that did not fit at an end of its stream's run.
     heap: BinaryHeap<std::cmp::Reverse<T>>,
+    /// Items in the runs and the heap.
+    len: usize,
 }
 
 impl<T: Ord> Default for ReorderQueue<T> {
     fn default() -> Self {
         ReorderQueue {
-            run: VecDeque::new(),
+            runs: Default::default(),
             heap: BinaryHeap::new(),
+            len: 0,
         }
     }
 }
 
 impl<T: Ord> ReorderQueue<T> {
-    /// Add an item.
-    pub(crate) fn push(&mut self, item: T) {
-        match (self.run.front(), self.run.back()) {
-            (None, _) => self.run.push_back(item),
-            (_, Some(back)) if item >= *back => self.run.push_back(item),
-            (Some(front), _) if item <= *front => self.run.push_front(item),
+    /// Add an item that most likely continues `stream`.
+    pub(crate) fn push(&mut self, item: T, stream: Stream) {
+        self.len += 1;
+        let run = &mut self.runs[stream as usize];
+        match (run.front(), run.back()) {
+            (None, _) => run.push_back(item),
+            (_, Some(back)) if item >= *back => run.push_back(item),
+            (Some(front), _) if item <= *front => run.push_front(item),
             _ => self.heap.push(std::cmp::Reverse(item)),
         }
     }
 
+    /// Which run holds the smallest run front (`None`: all runs are empty).
+    fn least_run(&self) -> Option<usize> {
+        let mut best: Option<(usize, &T)> = None;
+        for (i, run) in self.runs.iter().enumerate() {
+            if let Some(f) = run.front()
+                && best.is_none_or(|(_, b)| f < b)
+            {
+                best = Some((i, f));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
     /// The smallest item.
     pub(crate) fn peek(&self) -> Option<&T> {
-        match (self.run.front(), self.heap.peek()) {
+        let run = self.least_run().and_then(|i| self.runs[i].front());
+        match (run, self.heap.peek()) {
             (Some(a), Some(std::cmp::Reverse(b))) => Some(if a <= b { a } else { b }),
             (a, b) => a.or(b.map(|r| &r.0)),
         }
@@ -49,27 +82,32 @@ impl<T: Ord> ReorderQueue<T> {
 
     /// Remove and return the smallest item.
     pub(crate) fn pop(&mut self) -> Option<T> {
-        let from_run = match (self.run.front(), self.heap.peek()) {
+        let run = self.least_run();
+        let from_run = match (run.and_then(|i| self.runs[i].front()), self.heap.peek()) {
             (Some(a), Some(std::cmp::Reverse(b))) => a <= b,
             (Some(_), None) => true,
             (None, _) => false,
         };
-        if from_run {
-            self.run.pop_front()
-        } else {
-            self.heap.pop().map(|r| r.0)
+        let item = match run {
+            Some(i) if from_run => self.runs[i].pop_front(),
+            _ => self.heap.pop().map(|r| r.0),
+        };
+        if item.is_some() {
+            self.len -= 1;
         }
+        item
     }
 
     /// Items queued.
     pub(crate) fn len(&self) -> usize {
-        self.run.len() + self.heap.len()
+        self.len
     }
 
     /// Drop every item and the memory that held them.
     pub(crate) fn release(&mut self) {
-        self.run = VecDeque::new();
+        self.runs = Default::default();
         self.heap = BinaryHeap::new();
+        self.len = 0;
     }
 }
 
@@ -83,13 +121,13 @@ mod tests {
         /// Any mix of pushes and pops gives exactly the items, in exactly the
         /// order, of a plain binary heap.
         #[test]
-        fn pops_like_a_binary_heap(ops in proptest::collection::vec((any::<bool>(), 0u16..64), 0..400)) {
+        fn pops_like_a_binary_heap(ops in proptest::collection::vec((any::<bool>(), 0u16..64, any::<bool>()), 0..400)) {
             let mut q = ReorderQueue::default();
             let mut reference = BinaryHeap::new();
-            for (seq, (push, value)) in ops.into_iter().enumerate() {
+            for (seq, (push, value, pinned)) in ops.into_iter().enumerate() {
                 // (value, seq): totally ordered, with many equal values.
                 if push || reference.is_empty() {
-                    q.push((value, seq));
+                    q.push((value, seq), if pinned { Stream::Pinned } else { Stream::InTime });
                     reference.push(Reverse((value, seq)));
                 } else {
                     prop_assert_eq!(q.peek().copied(), reference.peek().map(|r| r.0));
@@ -108,18 +146,57 @@ mod tests {
     fn in_order_and_late_items_stay_out_of_the_heap() {
         let mut q = ReorderQueue::default();
         for i in 10..20 {
-            q.push(i);
+            q.push(i, Stream::InTime);
         }
         for i in (0..10).rev() {
-            q.push(i);
+            q.push(i, Stream::InTime);
         }
         assert!(q.heap.is_empty());
-        q.push(15);
+        q.push(15, Stream::InTime);
         assert_eq!(q.heap.len(), 1);
         let out: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         let mut want: Vec<_> = (0..20).collect();
         want.push(15);
         want.sort();
         assert_eq!(out, want);
+    }
+
+    /// An in-order stream interleaved with late items pinned at one time (the
+    /// watermark), still in arrival order among themselves: neither needs the heap,
+    /// with or without pops in between.
+    #[test]
+    fn interleaved_in_order_and_pinned_streams_stay_out_of_the_heap() {
+        let mut q = ReorderQueue::default();
+        let mut want = Vec::new();
+        let mut out = Vec::new();
+        for seq in 0..1000u32 {
+            let item = if seq % 3 == 0 {
+                (50, seq)
+            } else {
+                (100 + seq, seq)
+            };
+            q.push(
+                item,
+                if seq % 3 == 0 {
+                    Stream::Pinned
+                } else {
+                    Stream::InTime
+                },
+            );
+            want.push(item);
+            if q.len() > 64 {
+                out.extend(q.pop());
+            }
+        }
+        assert!(q.heap.is_empty());
+        out.extend(std::iter::from_fn(|| q.pop()));
+        // Forced pops take the smallest waiting item, not the smallest overall.
+        let mut sorted = out.clone();
+        sorted.sort();
+        assert_eq!(sorted, {
+            want.sort();
+            want
+        });
+        assert_eq!(q.len(), 0);
     }
 }
