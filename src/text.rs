@@ -61,6 +61,18 @@ impl<'a> Iterator for SplitB<'a> {
     }
 }
 
+/// Byte offset of the first `needle` in `hay`, like `str::find` with a `&str`
+/// pattern, for the short needles of the hot paths: a `memchr` for the first
+/// byte and a compare, without building a two-way searcher on every call.
+pub(crate) fn find_str(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return Some(0);
+    };
+    // A match starts with the needle's first (leading) byte: a char boundary.
+    memchr::memchr_iter(first, h).find(|&i| h[i + 1..].starts_with(rest))
+}
+
 /// A fast, unkeyed 64-bit hash of bytes (FxHash-style: eight bytes at a time).
 /// For direct-mapped caches only, where a collision costs a miss and nothing
 /// else: never for maps an input could flood.
@@ -98,6 +110,14 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Same answer as `str::find`, on texts and needles drawn from a small
+        /// alphabet (so partial matches and repeats are common), multi-byte
+        /// characters and the empty needle included.
+        #[test]
+        fn find_str_is_str_find(hay in "[:/\\] \"aé]{0,30}", needle in "[:/\\] \"aé]{0,4}") {
+            prop_assert_eq!(find_str(&hay, &needle), hay.find(needle.as_str()));
+        }
+
         #[test]
         fn hex_matches_the_library(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             prop_assert_eq!(hex(&bytes), hex::encode(&bytes));

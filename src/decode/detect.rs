@@ -166,19 +166,24 @@ pub(crate) fn format_of_keys(k: u64) -> Format {
 /// Squid native: `secs.millis elapsed client action/code ...`.
 fn is_squid(line: &str) -> bool {
     let mut it = line.split_b(b' ').filter(|t| !t.is_empty());
-    let (Some(time), Some(elapsed), Some(_client), Some(code)) =
-        (it.next(), it.next(), it.next(), it.next())
-    else {
+    // The time first: most lines of other formats fail there, before the
+    // other three fields are looked for.
+    let time_ok = it
+        .next()
+        .and_then(|t| t.split_once_b(b'.'))
+        .is_some_and(|(s, ms)| {
+            !s.is_empty()
+                && !ms.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && ms.bytes().all(|b| b.is_ascii_digit())
+        });
+    if !time_ok {
+        return false;
+    }
+    let (Some(elapsed), Some(_client), Some(code)) = (it.next(), it.next(), it.next()) else {
         return false;
     };
-    let time_ok = time.split_once_b(b'.').is_some_and(|(s, ms)| {
-        !s.is_empty()
-            && !ms.is_empty()
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && ms.bytes().all(|b| b.is_ascii_digit())
-    });
-    time_ok
-        && elapsed.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+    elapsed.bytes().all(|b| b.is_ascii_digit() || b == b'-')
         && code.split_once_b(b'/').is_some_and(|(a, _)| {
             !a.is_empty() && a.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
         })

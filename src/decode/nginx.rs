@@ -53,7 +53,7 @@ pub(super) fn looks_like(line: &str) -> bool {
         return false;
     };
     let before = line[..open].split_b(b' ').filter(|t| !t.is_empty()).count();
-    matches!(before, 3 | 4) && line[open..].contains("] \"")
+    matches!(before, 3 | 4) && crate::text::find_str(&line[open..], "] \"").is_some()
 }
 
 fn decode_line(line: &str) -> Result<Event<'_>, Error> {

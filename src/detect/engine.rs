@@ -285,7 +285,7 @@ fn bounded_contains(hay: &str, word: &str) -> bool {
 fn bounded_ending_after(hay: &str, word: &str, min_end: usize) -> bool {
     let hb = hay.as_bytes();
     let mut from = 0;
-    while let Some(i) = hay[from..].find(word) {
+    while let Some(i) = crate::text::find_str(&hay[from..], word) {
         let s = from + i;
         let e = s + word.len();
         let before = s == 0 || !hb[s - 1].is_ascii_alphanumeric();

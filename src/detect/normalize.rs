@@ -235,7 +235,7 @@ pub fn find_request_target(line: &str) -> Option<(Option<String>, Range<usize>)>
 /// Where `://` of a leading `scheme://` is, if the target is an absolute URL (a
 /// `://` inside the path or query, as in `?identifier=http://...`, does not count).
 fn scheme_end(target: &str) -> Option<usize> {
-    let i = target.find("://")?;
+    let i = crate::text::find_str(target, "://")?;
     target[..i]
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
