@@ -64,15 +64,16 @@ impl Paths {
         Paths { bases, any_prefix }
     }
 
-    /// The path from its resource-type segment on, without the leading `/`.
-    fn resource_part<'p>(&self, path: &'p str) -> Option<&'p str> {
+    /// The path from its resource-type segment on, without the leading `/`,
+    /// and what that segment names.
+    fn resource_part<'p>(&self, path: &'p str) -> Option<(&'p str, ResourceKind)> {
         for base in &self.bases {
             if let Some(rest) = path.strip_prefix(base.as_str())
                 && let Some(rest) = rest.strip_prefix('/')
             {
                 let first = rest.split_b(b'/').next().unwrap_or("");
-                if resource_kind(first).is_some() {
-                    return Some(rest);
+                if let Some(kind) = resource_kind(first) {
+                    return Some((rest, kind));
                 }
             }
         }
@@ -81,8 +82,8 @@ impl Paths {
         }
         let mut offset = 0;
         for seg in path.split_b(b'/') {
-            if resource_kind(seg).is_some() {
-                return Some(&path[offset..]);
+            if let Some(kind) = resource_kind(seg) {
+                return Some((&path[offset..], kind));
             }
             offset += seg.len() + 1;
         }
@@ -155,8 +156,8 @@ pub(crate) fn extract(event: &Event, paths: &Paths, key: &Key, out: &mut Access)
         } else {
             Cow::Borrowed(path)
         };
-        if let Some(rest) = paths.resource_part(&decoded) {
-            let rtype = from_path(rest, key, out);
+        if let Some((rest, kind)) = paths.resource_part(&decoded) {
+            let rtype = from_path(rest, kind, key, out);
             if let Some(q) = query {
                 from_query(q, rtype, key, out);
             }
@@ -171,10 +172,11 @@ pub(crate) fn extract(event: &Event, paths: &Paths, key: &Key, out: &mut Access)
     out.phi
 }
 
-/// The resource-type segment and what follows it. Returns the resource type.
-fn from_path(rest: &str, key: &Key, out: &mut Access) -> Option<&'static str> {
+/// The resource-type segment (`rest` starts with it; it names `kind`) and what
+/// follows it. Returns the resource type.
+fn from_path(rest: &str, kind: ResourceKind, key: &Key, out: &mut Access) -> Option<&'static str> {
     let mut segs = rest.split_b(b'/').filter(|s| !s.is_empty());
-    let kind = resource_kind(segs.next()?)?;
+    segs.next()?;
     let ResourceKind::PatientData(rtype) = kind else {
         return None;
     };
