@@ -231,7 +231,42 @@ impl Access {
             }
             _ => (None, None),
         };
-        let mut a = Access {
+        let mut patient_hashes = Vec::new();
+        if let Some(p) = path {
+            patients(p, ev.query.as_deref(), key, &mut patient_hashes);
+        }
+        let mut flagged: Option<Box<Flagged>> = None;
+        for f in findings {
+            match f.category {
+                Category::Phi if !f.location.starts_with("response") => {
+                    let flagged = flagged.get_or_insert_default();
+                    if !flagged.phi_kinds.contains(&f.kind) {
+                        flagged.phi_kinds.push(f.kind.clone());
+                    }
+                }
+                Category::Credential => {
+                    let c = Credential {
+                        hmac: Arc::from(f.value_hmac.as_str()),
+                        masked: Arc::from(f.value_masked.as_str()),
+                        kind: f.kind.clone(),
+                        location: Arc::from(f.location.as_str()),
+                    };
+                    let flagged = flagged.get_or_insert_default();
+                    let list = if USE_LOCATIONS.contains(&f.location.as_str()) {
+                        &mut flagged.credentials_used
+                    } else {
+                        &mut flagged.credentials_leaked
+                    };
+                    if !list.iter().any(|x| x.hmac == c.hmac) {
+                        list.push(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Built in one expression, after everything it holds: the access can
+        // be written straight to where the caller keeps it.
+        Access {
             time: ev.time,
             principal: who.map(short),
             client_ip: ev.client_ip.as_deref().map(short),
@@ -245,47 +280,15 @@ impl Access {
             method: ev.method.as_deref().map(short),
             route,
             object,
-            patients: Vec::new(),
+            patients: patient_hashes,
             status: ev.status,
             bytes_in: ev.bytes_in.unwrap_or(0),
             bytes_out: ev.bytes_out.unwrap_or(0),
-            flagged: None,
+            flagged,
             credential_fp: credential_fp(ev),
             prov: prov.clone(),
             format,
-        };
-        if let Some(p) = path {
-            patients(p, ev.query.as_deref(), key, &mut a.patients);
         }
-        for f in findings {
-            match f.category {
-                Category::Phi if !f.location.starts_with("response") => {
-                    let flagged = a.flagged.get_or_insert_default();
-                    if !flagged.phi_kinds.contains(&f.kind) {
-                        flagged.phi_kinds.push(f.kind.clone());
-                    }
-                }
-                Category::Credential => {
-                    let c = Credential {
-                        hmac: Arc::from(f.value_hmac.as_str()),
-                        masked: Arc::from(f.value_masked.as_str()),
-                        kind: f.kind.clone(),
-                        location: Arc::from(f.location.as_str()),
-                    };
-                    let flagged = a.flagged.get_or_insert_default();
-                    let list = if USE_LOCATIONS.contains(&f.location.as_str()) {
-                        &mut flagged.credentials_used
-                    } else {
-                        &mut flagged.credentials_leaked
-                    };
-                    if !list.iter().any(|x| x.hmac == c.hmac) {
-                        list.push(c);
-                    }
-                }
-                _ => {}
-            }
-        }
-        a
     }
 
     /// Kinds of PHI findings in the request (response headers excluded).
