@@ -19,7 +19,7 @@ for t in ${threads[@]}; do
   rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$work/time.txt")
   wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$work/time.txt")
   secs=$(python3 -c "import sys;p=sys.argv[1].split(':');print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$wall")
-  bytes=$(stat -c %s "$corpus")
+  bytes=$(stat -L -c %s "$corpus")
   budget=$((256 + 64 * t))
   python3 - "$t" "$bytes" "$secs" "$rss_kb" "$budget" <<'PY'
 import sys
