@@ -61,6 +61,18 @@ fn example_without_keyword_fails() {
 }
 
 #[test]
+fn empty_context_word_fails() {
+    let f = failures_for(
+        "    pattern: '([0-9]{3}-[0-9]{2}-[0-9]{4})'\n    context:\n      words: [ssn, '']\n    examples: ['ssn 123-45-6789']\n    negative_examples: ['none']\n",
+    );
+    assert!(
+        f.iter()
+            .any(|l| l.contains("test.rule") && l.contains("context words must be non-empty")),
+        "{f:?}"
+    );
+}
+
+#[test]
 fn bad_pattern_and_id_fail() {
     let f =
         failures_for("    pattern: '(unclosed'\n    examples: [a]\n    negative_examples: [b]\n");

@@ -167,36 +167,24 @@ mod tests {
     #[test]
     fn interleaved_in_order_and_pinned_streams_stay_out_of_the_heap() {
         let mut q = ReorderQueue::default();
-        let mut want = Vec::new();
-        let mut out = Vec::new();
+        let mut reference = BinaryHeap::new();
         for seq in 0..1000u32 {
-            let item = if seq % 3 == 0 {
-                (50, seq)
+            let (item, stream) = if seq % 3 == 0 {
+                ((50, seq), Stream::Pinned)
             } else {
-                (100 + seq, seq)
+                ((100 + seq, seq), Stream::InTime)
             };
-            q.push(
-                item,
-                if seq % 3 == 0 {
-                    Stream::Pinned
-                } else {
-                    Stream::InTime
-                },
-            );
-            want.push(item);
+            q.push(item, stream);
+            reference.push(Reverse(item));
+            // Pops while items still arrive: each must be the smallest waiting.
             if q.len() > 64 {
-                out.extend(q.pop());
+                assert_eq!(q.pop(), reference.pop().map(|r| r.0));
             }
         }
         assert!(q.heap.is_empty());
-        out.extend(std::iter::from_fn(|| q.pop()));
-        // Forced pops take the smallest waiting item, not the smallest overall.
-        let mut sorted = out.clone();
-        sorted.sort();
-        assert_eq!(sorted, {
-            want.sort();
-            want
-        });
-        assert_eq!(q.len(), 0);
+        while let Some(Reverse(want)) = reference.pop() {
+            assert_eq!(q.pop(), Some(want));
+        }
+        assert_eq!((q.pop(), q.len()), (None, 0));
     }
 }

@@ -281,8 +281,12 @@ fn bounded_contains(hay: &str, word: &str) -> bool {
     bounded_ending_after(hay, word, 0)
 }
 
-/// Whether `word` occurs in `hay` as a whole token ending at or after byte `min_end`.
+/// Whether `word` occurs in `hay` as a whole token ending at or after byte `min_end`
+/// (an empty word never does; rule loading rejects one).
 fn bounded_ending_after(hay: &str, word: &str, min_end: usize) -> bool {
+    if word.is_empty() {
+        return false;
+    }
     let hb = hay.as_bytes();
     let mut from = 0;
     while let Some(i) = crate::text::find_str(&hay[from..], word) {
@@ -612,6 +616,7 @@ mod tests {
         assert!(bounded_contains("\"ssn\":\"", "ssn"));
         assert!(!bounded_contains("classname=", "ssn"));
         assert!(!bounded_contains("adobe", "dob"));
+        assert!(!bounded_contains("dob1", ""));
     }
 
     #[test]

@@ -305,6 +305,12 @@ fn lint_spec(file: &str, r: &RuleSpec) -> Result<(), Error> {
     if r.keywords.iter().any(|k| k.is_empty() || !k.is_ascii()) {
         return Err(invalid(file, id, "keywords must be non-empty ASCII"));
     }
+    if r.context
+        .as_ref()
+        .is_some_and(|c| c.words.iter().any(|w| w.trim().is_empty()))
+    {
+        return Err(invalid(file, id, "context words must be non-empty"));
+    }
     if r.examples.is_empty() || r.negative_examples.is_empty() {
         return Err(invalid(
             file,
