@@ -73,6 +73,12 @@ pub(crate) fn find_str(hay: &str, needle: &str) -> Option<usize> {
     memchr::memchr_iter(first, h).find(|&i| h[i + 1..].starts_with(rest))
 }
 
+/// What follows the first `://` of `s` (all of `s` when it has none): a URL or
+/// address without its scheme.
+pub(crate) fn after_scheme(s: &str) -> &str {
+    find_str(s, "://").map_or(s, |i| &s[i + 3..])
+}
+
 /// A fast, unkeyed 64-bit hash of bytes (FxHash-style: eight bytes at a time).
 /// For direct-mapped caches only, where a collision costs a miss and nothing
 /// else: never for maps an input could flood.

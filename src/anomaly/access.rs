@@ -322,7 +322,7 @@ fn path_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
         return Some(&p[..before_query(p)]);
     }
     let url = ev.url.as_deref()?;
-    let rest = crate::text::find_str(url, "://").map_or(url, |i| &url[i + 3..]);
+    let rest = crate::text::after_scheme(url);
     let path = rest.find('/').map_or("", |i| &rest[i..]);
     Some(&path[..before_query(path)])
 }

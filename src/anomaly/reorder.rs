@@ -31,8 +31,6 @@ pub(crate) struct ReorderQueue<T: Ord> {
     runs: [VecDeque<T>; RUNS],
     /// Everything that did not fit at an end of its stream's run.
     heap: BinaryHeap<std::cmp::Reverse<T>>,
-    /// Items in the runs and the heap.
-    len: usize,
 }
 
 impl<T: Ord> Default for ReorderQueue<T> {
@@ -40,7 +38,6 @@ impl<T: Ord> Default for ReorderQueue<T> {
         ReorderQueue {
             runs: Default::default(),
             heap: BinaryHeap::new(),
-            len: 0,
         }
     }
 }
@@ -48,7 +45,6 @@ impl<T: Ord> Default for ReorderQueue<T> {
 impl<T: Ord> ReorderQueue<T> {
     /// Add an item that most likely continues `stream`.
     pub(crate) fn push(&mut self, item: T, stream: Stream) {
-        self.len += 1;
         let run = &mut self.runs[stream as usize];
         match (run.front(), run.back()) {
             (None, _) => run.push_back(item),
@@ -58,56 +54,42 @@ impl<T: Ord> ReorderQueue<T> {
         }
     }
 
-    /// Which run holds the smallest run front (`None`: all runs are empty).
-    fn least_run(&self) -> Option<usize> {
-        let mut best: Option<(usize, &T)> = None;
+    /// Where the smallest item is (`Some(i)`: the front of run `i`; `None`: the
+    /// heap's top), and the item; `None` when the queue is empty.
+    fn least(&self) -> Option<(Option<usize>, &T)> {
+        let mut best = self.heap.peek().map(|r| (None, &r.0));
         for (i, run) in self.runs.iter().enumerate() {
             if let Some(f) = run.front()
-                && best.is_none_or(|(_, b)| f < b)
+                && best.is_none_or(|(_, b)| f <= b)
             {
-                best = Some((i, f));
+                best = Some((Some(i), f));
             }
         }
-        best.map(|(i, _)| i)
+        best
     }
 
     /// The smallest item.
     pub(crate) fn peek(&self) -> Option<&T> {
-        let run = self.least_run().and_then(|i| self.runs[i].front());
-        match (run, self.heap.peek()) {
-            (Some(a), Some(std::cmp::Reverse(b))) => Some(if a <= b { a } else { b }),
-            (a, b) => a.or(b.map(|r| &r.0)),
-        }
+        self.least().map(|(_, item)| item)
     }
 
     /// Remove and return the smallest item.
     pub(crate) fn pop(&mut self) -> Option<T> {
-        let run = self.least_run();
-        let from_run = match (run.and_then(|i| self.runs[i].front()), self.heap.peek()) {
-            (Some(a), Some(std::cmp::Reverse(b))) => a <= b,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let item = match run {
-            Some(i) if from_run => self.runs[i].pop_front(),
-            _ => self.heap.pop().map(|r| r.0),
-        };
-        if item.is_some() {
-            self.len -= 1;
+        match self.least()?.0 {
+            Some(i) => self.runs[i].pop_front(),
+            None => self.heap.pop().map(|r| r.0),
         }
-        item
     }
 
     /// Items queued.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.runs.iter().map(VecDeque::len).sum::<usize>() + self.heap.len()
     }
 
     /// Drop every item and the memory that held them.
     pub(crate) fn release(&mut self) {
         self.runs = Default::default();
         self.heap = BinaryHeap::new();
-        self.len = 0;
     }
 }
 

@@ -148,7 +148,7 @@ pub(crate) fn set_client_addr<'a>(ev: &mut Event<'a>, addr: &'a str) {
 
 /// Set destination ip and port from `ip:port`, dropping a `scheme://` prefix.
 pub(crate) fn set_dest_addr<'a>(ev: &mut Event<'a>, addr: &'a str) {
-    let addr = crate::text::find_str(addr, "://").map_or(addr, |i| &addr[i + 3..]);
+    let addr = crate::text::after_scheme(addr);
     let (ip, port) = split_host_port(addr);
     set(&mut ev.dest_ip, Some(ip));
     set_opt(&mut ev.dest_port, port);

@@ -136,7 +136,7 @@ fn path_and_query<'e>(event: &'e Event<'_>) -> (Option<&'e str>, Option<&'e str>
     let Some(url) = event.url.as_deref() else {
         return (None, event.query.as_deref());
     };
-    let after_scheme = crate::text::find_str(url, "://").map_or(url, |i| &url[i + 3..]);
+    let after_scheme = crate::text::after_scheme(url);
     let path_start = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
     let (path, query) = match path_start.split_once_b(b'?') {
         Some((p, q)) => (p, Some(q)),
