@@ -4,6 +4,7 @@
 use super::Error;
 use super::normalize::{self, View};
 use super::rule::{ContextSpec, DeriveSpec, LoadedRule};
+use super::shape::Shape;
 use super::validate::Validator;
 use crate::finding::{Category, Severity};
 use aho_corasick::AhoCorasick;
@@ -30,120 +31,7 @@ pub(crate) struct Compiled {
     pub gate: Gate,
 }
 
-/// Cheap shape statistics of a text, computed in one pass, that gate the rules
-/// without keywords.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Shape {
-    /// Most digits in one cluster of digits and separators (space - . ( ) +).
-    pub digit_cluster: usize,
-    /// Most groups of digits (runs split by separators) in one such cluster:
-    /// `415-555-2671` has three, a hex id's digit run one.
-    pub digit_groups: usize,
-    /// Longest run of `[A-Z0-9-]` holding at least three letters (so an ISO
-    /// timestamp's `2024-01-15T10` does not count).
-    pub upper_token: usize,
-    /// Longest run of base64 characters holding both upper- and lower-case letters.
-    pub base64_run: usize,
-    /// The text holds `%`, `\\` or `+`: decoding may change it.
-    pub escapes: bool,
-}
-
-// Byte classes for [`Shape::of`].
-const DIGIT: u8 = 1;
-const UPPER: u8 = 2;
-const LOWER: u8 = 4;
-/// Base64 characters other than letters and digits: `+ / - _`.
-const B64: u8 = 8;
-/// Ends an upper-case token but not a digit cluster: space `. ( ) +`.
-const SEP: u8 = 16;
-const DASH: u8 = 32;
-/// `% \\ +`: the text may need decoding.
-const ESC: u8 = 64;
-
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = if b.is_ascii_digit() {
-            DIGIT
-        } else if b.is_ascii_uppercase() {
-            UPPER
-        } else if b.is_ascii_lowercase() {
-            LOWER
-        } else {
-            match b {
-                b'+' => B64 | SEP | ESC,
-                b'/' | b'_' => B64,
-                b'-' => B64 | DASH,
-                b' ' | b'.' | b'(' | b')' => SEP,
-                b'%' | b'\\' => ESC,
-                _ => 0,
-            }
-        };
-        i += 1;
-    }
-    t
-};
-
 impl Shape {
-    pub fn of(text: &str) -> Shape {
-        let mut s = Shape::default();
-        let (mut cluster, mut token, mut letters) = (0usize, 0usize, 0usize);
-        // Groups in the current cluster, and whether the last byte was a digit.
-        let (mut groups, mut in_digits) = (0usize, false);
-        let (mut b64, mut upper, mut lower) = (0usize, false, false);
-        let mut esc = 0u8;
-        for &b in text.as_bytes() {
-            let c = CLASS[usize::from(b)];
-            esc |= c;
-            if c & (DIGIT | UPPER | LOWER | B64) != 0 {
-                b64 += 1;
-                upper |= c & UPPER != 0;
-                lower |= c & LOWER != 0;
-                if upper && lower {
-                    s.base64_run = s.base64_run.max(b64);
-                }
-            } else {
-                (b64, upper, lower) = (0, false, false);
-            }
-            if c & DIGIT != 0 {
-                cluster += 1;
-                token += 1;
-                s.digit_cluster = s.digit_cluster.max(cluster);
-                groups += usize::from(!in_digits);
-                s.digit_groups = s.digit_groups.max(groups);
-            } else if c & UPPER != 0 {
-                (cluster, groups) = (0, 0);
-                token += 1;
-                letters += 1;
-            } else if c & DASH != 0 {
-                token += 1;
-            } else if c & SEP != 0 {
-                (token, letters) = (0, 0);
-            } else {
-                (cluster, groups, token, letters) = (0, 0, 0, 0);
-            }
-            in_digits = c & DIGIT != 0;
-            if letters >= 3 {
-                s.upper_token = s.upper_token.max(token);
-            }
-        }
-        s.escapes = esc & ESC != 0;
-        s
-    }
-
-    /// The shape of two texts joined by a character that ends every run.
-    fn max(self, o: Shape) -> Shape {
-        Shape {
-            digit_cluster: self.digit_cluster.max(o.digit_cluster),
-            digit_groups: self.digit_groups.max(o.digit_groups),
-            upper_token: self.upper_token.max(o.upper_token),
-            base64_run: self.base64_run.max(o.base64_run),
-            escapes: self.escapes || o.escapes,
-        }
-    }
-
     fn allows(self, rule: &Compiled) -> bool {
         self.allows_gate(rule.gate)
     }
@@ -617,24 +505,6 @@ mod tests {
         assert!(!bounded_contains("classname=", "ssn"));
         assert!(!bounded_contains("adobe", "dob"));
         assert!(!bounded_contains("dob1", ""));
-    }
-
-    #[test]
-    fn shapes() {
-        let s = Shape::of("ts=2024-01-15T10:22:31Z ua=Mozilla/5.0 (X11)");
-        assert_eq!(s.digit_cluster, 8);
-        let s = Shape::of("call (415) 555-2671 or 1EG4-TE5-MK73");
-        assert_eq!(s.digit_cluster, 10);
-        assert_eq!(s.upper_token, 13);
-        assert_eq!(Shape::of("4111 1111 1111 1111").digit_cluster, 16);
-        assert_eq!(Shape::of("4111 1111 1111 1111").digit_groups, 4);
-        assert_eq!(Shape::of("ssn 123-45-6789;").digit_groups, 3);
-        assert_eq!(Shape::of("(415)555-2671").digit_groups, 3);
-        let hex = Shape::of("x-request-id: 4b1f0123456789ab9876543210cd");
-        assert_eq!((hex.digit_cluster, hex.digit_groups), (10, 1));
-        assert_eq!(Shape::of("ts=2024-01-15T10:22:31Z").upper_token, 0);
-        assert_eq!(Shape::of("x c3NuPTEyMy00NS02Nzg5 y").base64_run, 20);
-        assert_eq!(Shape::of("0af7651916cd43dd8448eb211c80319c").base64_run, 0);
     }
 
     proptest::proptest! {

@@ -11,6 +11,7 @@ pub mod mask;
 pub mod normalize;
 pub mod rule;
 pub mod scan;
+mod shape;
 pub mod validate;
 
 use crate::decode::Format;
