@@ -73,6 +73,30 @@ pub(crate) fn find_str(hay: &str, needle: &str) -> Option<usize> {
     memchr::memchr_iter(first, h).find(|&i| h[i + 1..].starts_with(rest))
 }
 
+/// Offset of the first `b` in `hay`, like `memchr`, for the short fields of
+/// text log lines: the first sixteen bytes a word at a time (no call, no
+/// dispatch), then `memchr` for the rest.
+#[inline]
+pub(crate) fn find_byte(hay: &[u8], b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(b);
+    let mut words = hay.chunks_exact(8);
+    for (k, word) in words.by_ref().take(2).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let v = u64::from_le_bytes(w) ^ pattern;
+        // High bit of each zero byte of `v`; exact for the lowest one (a
+        // borrow only disturbs the bytes above a zero byte).
+        let zero = v.wrapping_sub(ONES) & !v & HIGH;
+        if zero != 0 {
+            return Some(8 * k + (zero.trailing_zeros() / 8) as usize);
+        }
+    }
+    let from = (hay.len() / 8).min(2) * 8;
+    memchr::memchr(b, &hay[from..]).map(|i| from + i)
+}
+
 /// What follows the first `://` of `s` (all of `s` when it has none): a URL or
 /// address without its scheme.
 pub(crate) fn after_scheme(s: &str) -> &str {
@@ -122,6 +146,13 @@ mod tests {
         #[test]
         fn find_str_is_str_find(hay in "[:/\\] \"aé]{0,30}", needle in "[:/\\] \"aé]{0,4}") {
             prop_assert_eq!(find_str(&hay, &needle), hay.find(needle.as_str()));
+        }
+
+        /// Same answer as `memchr`, the byte anywhere in the first words, the
+        /// rest, or nowhere.
+        #[test]
+        fn find_byte_is_memchr(hay in proptest::collection::vec(proptest::sample::select(vec![b' ', b'a', 0x80, 0xff, 0]), 0..40), b in proptest::sample::select(vec![b' ', b'a', 0x80, 0xff, 0])) {
+            prop_assert_eq!(find_byte(&hay, b), memchr::memchr(b, &hay));
         }
 
         #[test]

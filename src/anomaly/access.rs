@@ -451,17 +451,13 @@ fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
     // Most paths and queries name no patient: a substring search turns them
     // down before they are split (a `Patient` segment followed by an id holds
     // `Patient/`; every parameter read below starts `patient` or `subject`).
-    use memchr::memmem::Finder;
-    use std::sync::LazyLock;
-    // Built once: a searcher costs more to set up than most paths take to search.
-    static PATIENT_SEGMENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("Patient/"));
-    static PATIENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("patient"));
-    static SUBJECT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("subject"));
-    let has = |finder: &Finder<'_>, text: &str| finder.find(text.as_bytes()).is_some();
-    if has(&PATIENT_SEGMENT, path) {
+    // Paths and queries are short: a first-byte scan beats building or
+    // dispatching a general searcher.
+    let has = |needle: &str, text: &str| crate::text::find_str(text, needle).is_some();
+    if has("Patient/", path) {
         path_patients(path, key, out);
     }
-    if let Some(q) = query.filter(|q| has(&PATIENT, q) || has(&SUBJECT, q)) {
+    if let Some(q) = query.filter(|q| has("patient", q) || has("subject", q)) {
         query_patients(q, key, out);
     }
 }

@@ -29,40 +29,40 @@ pub(crate) fn set_scalar<'a>(slot: &mut Option<Text<'a>>, value: &Scalar<'a>) {
     }
 }
 
-/// Header names common enough to keep as static text rather than a copy.
-const COMMON_HEADERS: [&str; 24] = [
-    "accept",
-    "accept-encoding",
-    "accept-language",
-    "authorization",
-    "cache-control",
-    "connection",
-    "content-length",
-    "content-type",
-    "cookie",
-    "host",
-    "origin",
-    "proxy-authorization",
-    "referer",
-    "set-cookie",
-    "user-agent",
-    "x-amzn-trace-id",
-    "x-api-key",
-    "x-correlation-id",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-    "x-request-id",
-    "x-trace-id",
-];
+/// Header names common enough to keep as static text rather than a copy, by
+/// length: a name is compared only with those of its own length.
+fn common_headers(len: usize) -> &'static [&'static str] {
+    match len {
+        4 => &["host"],
+        6 => &["accept", "cookie", "origin"],
+        7 => &["referer"],
+        9 => &["x-api-key", "x-real-ip"],
+        10 => &["connection", "set-cookie", "user-agent", "x-trace-id"],
+        12 => &["content-type", "x-request-id"],
+        13 => &["authorization", "cache-control"],
+        14 => &["content-length"],
+        15 => &[
+            "accept-encoding",
+            "accept-language",
+            "x-amzn-trace-id",
+            "x-forwarded-for",
+        ],
+        16 => &["x-correlation-id", "x-forwarded-host"],
+        17 => &["x-forwarded-proto"],
+        19 => &["proxy-authorization"],
+        _ => &[],
+    }
+}
 
 /// A header name as events keep it: lower case.
 pub(crate) fn header_name(name: &str) -> Text<'static> {
-    match COMMON_HEADERS
+    let common = common_headers(name.len());
+    // Most logs write names in lower case already: an exact compare first.
+    let hit = common
         .iter()
-        .find(|c| c.len() == name.len() && c.eq_ignore_ascii_case(name))
-    {
+        .find(|c| c.as_bytes() == name.as_bytes())
+        .or_else(|| common.iter().find(|c| c.eq_ignore_ascii_case(name)));
+    match hit {
         Some(c) => Cow::Borrowed(c),
         None => Cow::Owned(name.to_ascii_lowercase()),
     }
@@ -256,5 +256,30 @@ mod tests {
         assert_eq!(slot, None);
         assert_eq!(header_name("User-Agent"), "user-agent");
         assert_eq!(header_name("X-Custom"), "x-custom");
+        assert!(matches!(
+            header_name("X-Request-ID"),
+            Cow::Borrowed("x-request-id")
+        ));
+        assert!(matches!(header_name("host"), Cow::Borrowed("host")));
+        assert!(matches!(header_name("hostx"), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn common_headers_sit_under_their_length() {
+        let mut all = Vec::new();
+        for len in 0..64 {
+            for name in common_headers(len) {
+                assert_eq!(name.len(), len, "{name}");
+                assert_eq!(name.to_ascii_lowercase(), *name, "{name}");
+                assert!(
+                    matches!(header_name(&name.to_ascii_uppercase()), Cow::Borrowed(n) if n == *name)
+                );
+                all.push(*name);
+            }
+        }
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!((all.len(), count), (24, 24));
     }
 }

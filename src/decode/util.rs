@@ -339,7 +339,9 @@ impl<'a> Fields<'a> {
 
     /// Next field; `Err(())` on an unterminated quote or bracket.
     pub(crate) fn next_field(&mut self) -> Result<Option<&'a str>, ()> {
-        let s = self.rest.trim_start_matches(' ');
+        let spaces = self.rest.bytes().take_while(|&b| b == b' ').count();
+        // Spaces are ASCII: `spaces` is a char boundary.
+        let s = &self.rest[spaces..];
         let bytes = s.as_bytes();
         let Some(&first) = bytes.first() else {
             self.rest = s;
@@ -366,7 +368,7 @@ impl<'a> Fields<'a> {
                 (&s[1..end], end + 1)
             }
             _ => {
-                let end = memchr::memchr(b' ', bytes).unwrap_or(bytes.len());
+                let end = crate::text::find_byte(bytes, b' ').unwrap_or(bytes.len());
                 (&s[..end], end)
             }
         };
