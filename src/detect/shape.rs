@@ -220,26 +220,60 @@ mod masks {
         1u64.checked_shl(n).map_or(u64::MAX, |b| b - 1)
     }
 
-    /// The run of set bits of `m` that holds bit `i` (set), as a mask.
-    fn run_at(m: u64, i: u32) -> u64 {
+    /// The run of set bits of `m` that holds bit `i` (set): its mask and length.
+    #[inline(always)]
+    fn run_at(m: u64, i: u32) -> (u64, u32) {
         let end = i + (!(m >> i)).trailing_zeros();
         let gaps = !m & below(i);
         let start = 64 - gaps.leading_zeros();
-        below(end) & !below(start)
+        (below(end) & !below(start), end - start)
     }
 
-    /// Visit each run of set bits of `runs` that holds a bit of `seeds`.
-    fn each_run(runs: u64, mut seeds: u64, mut f: impl FnMut(u64)) {
+    /// Visit each run of set bits of `runs` that holds a bit of `seeds`, with
+    /// its mask and length.
+    #[inline(always)]
+    fn each_run(runs: u64, mut seeds: u64, mut f: impl FnMut(u64, u32)) {
         while seeds != 0 {
-            let run = run_at(runs, seeds.trailing_zeros());
-            f(run);
+            let (run, len) = run_at(runs, seeds.trailing_zeros());
+            f(run, len);
             seeds &= !run;
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn three_or_more_for_test(m: u64) -> bool {
+        three_or_more(m)
+    }
+
+    /// Whether `m` has at least three bits set (without a population count).
+    #[inline(always)]
+    fn three_or_more(m: u64) -> bool {
+        let m = m & m.wrapping_sub(1);
+        m & m.wrapping_sub(1) != 0
     }
 
     impl Masks {
         /// The [`Shape`] these masks describe (what [`Shape::scalar`] computes).
         pub(super) fn shape(&self) -> Shape {
+            // Counting digits takes a population count: one instruction where
+            // the processor has it (x86-64 before v2 need not), a dozen without.
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                // SAFETY: the processor has POPCNT, checked just above.
+                return unsafe { self.shape_popcnt() };
+            }
+            self.shape_any()
+        }
+
+        /// [`Masks::shape`] compiled to use POPCNT.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "popcnt")]
+        fn shape_popcnt(&self) -> Shape {
+            self.shape_any()
+        }
+
+        #[inline(always)]
+        fn shape_any(&self) -> Shape {
             let mut s = Shape {
                 escapes: self.esc != 0,
                 ..Shape::default()
@@ -247,26 +281,30 @@ mod masks {
             // A digit cluster is a run of digits and separators; its groups are
             // the digits that follow a non-digit.
             let starts = self.digit & !(self.digit << 1);
-            each_run(self.digit | self.sep | self.dash, self.digit, |run| {
+            each_run(self.digit | self.sep | self.dash, self.digit, |run, _| {
                 s.digit_cluster = s
                     .digit_cluster
                     .max((self.digit & run).count_ones() as usize);
                 s.digit_groups = s.digit_groups.max((starts & run).count_ones() as usize);
             });
             // A token is a run of `[A-Z0-9-]`; it counts with three letters.
-            if self.upper.count_ones() >= 3 {
-                each_run(self.digit | self.upper | self.dash, self.upper, |run| {
-                    if (self.upper & run).count_ones() >= 3 {
-                        s.upper_token = s.upper_token.max(run.count_ones() as usize);
-                    }
-                });
+            if three_or_more(self.upper) {
+                each_run(
+                    self.digit | self.upper | self.dash,
+                    self.upper,
+                    |run, len| {
+                        if three_or_more(self.upper & run) {
+                            s.upper_token = s.upper_token.max(len as usize);
+                        }
+                    },
+                );
             }
             // A base64 run counts with both cases in it.
             if self.upper != 0 && self.lower != 0 {
                 let b64 = self.digit | self.upper | self.lower | self.b64;
-                each_run(b64, self.upper, |run| {
+                each_run(b64, self.upper, |run, len| {
                     if self.lower & run != 0 {
-                        s.base64_run = s.base64_run.max(run.count_ones() as usize);
+                        s.base64_run = s.base64_run.max(len as usize);
                     }
                 });
             }
@@ -312,6 +350,29 @@ mod tests {
         assert_eq!(Shape::of(&b64).base64_run, 64);
         // One byte more takes the byte-by-byte path, with the same answer.
         assert_eq!(Shape::of(&"1".repeat(65)).digit_cluster, 65);
+    }
+
+    #[test]
+    fn three_bits_without_a_population_count() {
+        for m in [
+            0u64,
+            1,
+            2,
+            3,
+            0b101,
+            1 << 63,
+            3 << 62,
+            7,
+            0b1011,
+            u64::MAX,
+            1 | 1 << 40 | 1 << 63,
+        ] {
+            assert_eq!(
+                masks::three_or_more_for_test(m),
+                m.count_ones() >= 3,
+                "{m:b}"
+            );
+        }
     }
 
     proptest::proptest! {
