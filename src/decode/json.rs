@@ -593,20 +593,27 @@ impl<'de> Parser<'de> {
         if negative {
             self.pos += 1;
         }
-        let int_start = self.pos;
-        match self.peek() {
+        // The integer part's value, read as it is stepped over (`None` past u64).
+        let magnitude = match self.peek() {
             Some(b'0') => {
                 self.pos += 1;
                 if let Some(b'0'..=b'9') = self.peek() {
                     return self.fail("invalid number");
                 }
+                Some(0)
             }
             Some(b'1'..=b'9') => {
-                self.digits();
+                let mut v = Some(0u64);
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    v = v
+                        .and_then(|v| v.checked_mul(10))
+                        .and_then(|v| v.checked_add(u64::from(d - b'0')));
+                    self.pos += 1;
+                }
+                v
             }
             _ => return self.fail("invalid number"),
-        }
-        let int_end = self.pos;
+        };
         let mut integer = true;
         if self.peek() == Some(b'.') {
             self.pos += 1;
@@ -625,7 +632,7 @@ impl<'de> Parser<'de> {
             }
             integer = false;
         }
-        if integer && let Ok(v) = self.text[int_start..int_end].parse::<u64>() {
+        if integer && let Some(v) = magnitude {
             if !negative {
                 return Ok(Scalar::UInt(v));
             }

@@ -68,7 +68,10 @@ impl Paths {
     /// and what that segment names.
     fn resource_part<'p>(&self, path: &'p str) -> Option<(&'p str, ResourceKind)> {
         for base in &self.bases {
-            if let Some(rest) = path.strip_prefix(base.as_str())
+            // Bases start `/` and a second byte: most paths differ there,
+            // before a call to compare the rest.
+            if path.as_bytes().get(1) == base.as_bytes().get(1)
+                && let Some(rest) = path.strip_prefix(base.as_str())
                 && let Some(rest) = rest.strip_prefix('/')
             {
                 let first = rest.split_b(b'/').next().unwrap_or("");
