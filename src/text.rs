@@ -108,18 +108,32 @@ pub(crate) fn after_scheme(s: &str) -> &str {
 /// else: never for maps an input could flood.
 pub(crate) fn quick_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = bytes.len() as u64;
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    let n = bytes.len();
+    let mut h = n as u64;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        h = (h.rotate_left(5) ^ word(c)).wrapping_mul(K);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        // The tail read without a variable-length copy (a call per hash): the
+        // last eight bytes when there are that many (overlapping bytes
+        // already mixed in), else two overlapping halves or single bytes.
+        let tail = if n >= 8 {
+            word(&bytes[n - 8..])
+        } else if n >= 4 {
+            let half = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            half(&bytes[..4]) | half(&bytes[n - 4..]) << 32
+        } else {
+            // One to three bytes: first, middle and last.
+            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+        };
+        h = (h.rotate_left(5) ^ tail).wrapping_mul(K);
     }
     // Mix the high bits down: callers index with the low bits.
     h ^ (h >> 29)
@@ -153,6 +167,16 @@ mod tests {
         #[test]
         fn find_byte_is_memchr(hay in proptest::collection::vec(proptest::sample::select(vec![b' ', b'a', 0x80, 0xff, 0]), 0..40), b in proptest::sample::select(vec![b' ', b'a', 0x80, 0xff, 0])) {
             prop_assert_eq!(find_byte(&hay, b), memchr::memchr(b, &hay));
+        }
+
+        /// Texts that differ in one byte hash apart (the tail included), so a
+        /// cache keyed on the hash keeps telling them apart.
+        #[test]
+        fn one_byte_changes_the_hash(text in proptest::collection::vec(any::<u8>(), 1..40), at in any::<proptest::sample::Index>(), flip in 1u8..) {
+            let mut other = text.clone();
+            let i = at.index(text.len());
+            other[i] ^= flip;
+            prop_assert_ne!(quick_hash(&text), quick_hash(&other));
         }
 
         #[test]
