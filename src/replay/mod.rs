@@ -5,8 +5,9 @@
 //! back each block's findings and dead letters as columns; this thread writes them
 //! per input, in block order, in parts of a fixed row budget (see [`ordered`]), so
 //! the same input always gives the same files.
-//! Memory is bounded by the queues: (threads x 2 + readers) blocks in flight, and
-//! as many finished blocks waiting for their turn (see [`ordered`]).
+//! Memory is bounded by the queues: (threads x 2 + readers) blocks in flight,
+//! threads + 2 finished blocks queued for this thread, and as many finished
+//! blocks waiting for their turn (see [`ordered`]).
 
 mod ordered;
 
@@ -196,8 +197,11 @@ pub fn replay(
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
     let job_rx = Mutex::new(job_rx);
     // Bounded too: when the main thread (anomaly rules, merging) falls behind,
-    // workers wait instead of piling finished blocks up in memory.
-    let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(threads);
+    // workers wait instead of piling finished blocks up in memory. Two slots
+    // more than workers ride out the main thread's longer steps (writing a
+    // part of exposure rows or findings): with one slot per worker, a worker
+    // waited ~5% of a single-worker replay of 256 MB to hand blocks over.
+    let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(threads + 2);
 
     let mut summary = Summary {
         inputs: inputs.len(),
