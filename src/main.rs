@@ -327,6 +327,10 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
     if !args.quiet {
         print_summary(&summary, &args.out);
     }
+    // Everything is written and the process is about to end: freeing the
+    // anomaly rules' per-key state one allocation at a time took ~15 ms at the
+    // end of a 256 MB replay; the operating system takes it back at once.
+    std::mem::forget(anomaly);
     Ok(ExitCode::SUCCESS)
 }
 
