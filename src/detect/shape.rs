@@ -132,7 +132,12 @@ impl Shape {
     }
 }
 
-/// Byte-class bit masks of a short text (bit `i` for byte `i`).
+/// Byte-class bit masks of a short text (bit `i` for byte `i`). Built with
+/// SSE2 only; elsewhere every text takes [`Shape::scalar`].
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 mod masks {
     use super::Shape;
 
