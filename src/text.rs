@@ -73,22 +73,33 @@ pub(crate) fn find_str(hay: &str, needle: &str) -> Option<usize> {
     memchr::memchr_iter(first, h).find(|&i| h[i + 1..].starts_with(rest))
 }
 
+/// `0x01` in every byte: times a byte value, that byte in every lane.
+pub(crate) const LANES: u64 = 0x0101_0101_0101_0101;
+
+/// The first eight bytes of `b` (which holds at least eight) as a
+/// little-endian word.
+#[inline]
+pub(crate) fn le_word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// The high bit of each zero byte of `v`: exact for the lowest one (a borrow
+/// only disturbs the bytes above a zero byte), which is all a search needs.
+#[inline]
+pub(crate) fn zero_bytes(v: u64) -> u64 {
+    v.wrapping_sub(LANES) & !v & (LANES << 7)
+}
+
 /// Offset of the first `b` in `hay`, like `memchr`, for the short fields of
 /// text log lines: the first sixteen bytes a word at a time (no call, no
 /// dispatch), then `memchr` for the rest.
 #[inline]
 pub(crate) fn find_byte(hay: &[u8], b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let pattern = ONES * u64::from(b);
-    let mut words = hay.chunks_exact(8);
-    for (k, word) in words.by_ref().take(2).enumerate() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let v = u64::from_le_bytes(w) ^ pattern;
-        // High bit of each zero byte of `v`; exact for the lowest one (a
-        // borrow only disturbs the bytes above a zero byte).
-        let zero = v.wrapping_sub(ONES) & !v & HIGH;
+    let pattern = LANES * u64::from(b);
+    for (k, word) in hay.chunks_exact(8).take(2).enumerate() {
+        let zero = zero_bytes(le_word(word) ^ pattern);
         if zero != 0 {
             return Some(8 * k + (zero.trailing_zeros() / 8) as usize);
         }
@@ -108,16 +119,11 @@ pub(crate) fn after_scheme(s: &str) -> &str {
 /// else: never for maps an input could flood.
 pub(crate) fn quick_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
     let n = bytes.len();
     let mut h = n as u64;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        h = (h.rotate_left(5) ^ word(c)).wrapping_mul(K);
+        h = (h.rotate_left(5) ^ le_word(c)).wrapping_mul(K);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
@@ -125,7 +131,7 @@ pub(crate) fn quick_hash(bytes: &[u8]) -> u64 {
         // last eight bytes when there are that many (overlapping bytes
         // already mixed in), else two overlapping halves or single bytes.
         let tail = if n >= 8 {
-            word(&bytes[n - 8..])
+            le_word(&bytes[n - 8..])
         } else if n >= 4 {
             let half = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
             half(&bytes[..4]) | half(&bytes[n - 4..]) << 32

@@ -453,11 +453,13 @@ fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
     // `Patient/`; every parameter read below starts `patient` or `subject`).
     // Paths and queries are short: a first-byte scan beats building or
     // dispatching a general searcher.
-    let has = |needle: &str, text: &str| crate::text::find_str(text, needle).is_some();
-    if has("Patient/", path) {
+    use crate::text::find_str;
+    if find_str(path, "Patient/").is_some() {
         path_patients(path, key, out);
     }
-    if let Some(q) = query.filter(|q| has("patient", q) || has("subject", q)) {
+    if let Some(q) =
+        query.filter(|q| find_str(q, "patient").is_some() || find_str(q, "subject").is_some())
+    {
         query_patients(q, key, out);
     }
 }

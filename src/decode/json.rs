@@ -507,16 +507,14 @@ impl<'de> Parser<'de> {
     /// eight at a time.
     #[inline]
     fn skip_plain(&mut self) {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        // High bit of each byte of `v` that is zero; exact for the lowest one
-        // (a borrow only disturbs the bytes above a zero byte).
-        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        use crate::text::{LANES, zero_bytes};
         while let Some(chunk) = self.text.as_bytes()[self.pos..].first_chunk::<8>() {
             let v = u64::from_le_bytes(*chunk);
-            let stop = zero(v ^ (ONES * u64::from(b'"')))
-                | zero(v ^ (ONES * u64::from(b'\\')))
-                | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+            // Lowest `"`, `\\` or byte below 0x20 (the borrow trick of
+            // `zero_bytes`, with 0x20 in place of 1).
+            let stop = zero_bytes(v ^ (LANES * u64::from(b'"')))
+                | zero_bytes(v ^ (LANES * u64::from(b'\\')))
+                | (v.wrapping_sub(LANES * 0x20) & !v & (LANES << 7));
             if stop != 0 {
                 self.pos += (stop.trailing_zeros() / 8) as usize;
                 return;

@@ -196,11 +196,7 @@ mod masks {
         let bits = |v: __m128i| u64::from(_mm_movemask_epi8(v) as u16);
         let mut m = Masks::default();
         for (k, chunk) in buf.chunks_exact(16).take(chunks).enumerate() {
-            let word = |i: usize| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&chunk[i..i + 8]);
-                i64::from_le_bytes(w)
-            };
+            let word = |i: usize| crate::text::le_word(&chunk[i..]) as i64;
             let v = _mm_set_epi64x(word(8), word(0));
             let shift = 16 * k;
             let plus = eq(v, b'+');
