@@ -270,3 +270,77 @@ fn mixed_file_decodes_each_line_with_its_format() {
     let errors = expected.lines().filter(|l| *l == "error").count() as u64;
     assert_eq!(s.stats.dead_letters, errors, "one dead letter per bad line");
 }
+
+#[test]
+fn batched_lines_give_what_record_by_record_gives() {
+    // Fixture lines of every format (a Kong batch array among them), the
+    // labeled evaluation lines, and records that cannot be decoded, spread so
+    // that some fall on the edges of the engine's batches.
+    let mut lines = common::fixture_lines();
+    let labeled = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/eval/labeled.jsonl"),
+    )
+    .expect("labeled set");
+    for l in labeled.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("labeled line");
+        lines.push(v["line"].as_str().expect("line").as_bytes().to_vec());
+    }
+    let bad: [Vec<u8>; 5] = [
+        b"{\"request\": {\"uri\": \"/a?ssn=".to_vec(),
+        // A batch whose first event decodes before the second element fails it.
+        br#"[{"request":{"uri":"/providers?npi=2275855619"}},3]"#.to_vec(),
+        vec![0xff, 0xfe, b'x'],
+        b"   ".to_vec(),
+        vec![b'a'; phiwatch::pipeline::DEFAULT_MAX_RECORD_BYTES + 1],
+    ];
+    for (i, b) in bad.iter().cycle().take(15).enumerate() {
+        lines.insert((i * 97 + 63) % lines.len(), b.clone());
+    }
+    assert!(lines.len() > 1000, "several batches");
+
+    let engine = common::engine();
+    let source: Arc<str> = Arc::from("mixed.log");
+    let mut one = engine.output();
+    let mut state = SourceState::default();
+    for (i, l) in lines.iter().enumerate() {
+        let prov = Provenance::file_line(source.clone(), i as u64 + 1);
+        engine.process_record(l, &prov, &mut state, &mut one);
+    }
+    let mut batched = engine.output();
+    let mut state = SourceState::default();
+    let mut prov = Provenance::file_line(source.clone(), 0);
+    let numbered = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.as_slice()));
+    engine.process_lines(numbered, &mut prov, &mut state, &mut batched);
+
+    assert!(one.findings.len() > 500, "{} findings", one.findings.len());
+    let accesses = one.accesses.as_ref().expect("accesses collected");
+    assert!(
+        accesses.iter().any(|a| a.prov.index > 0),
+        "a batch array's second event"
+    );
+    assert!(
+        one.dead_letters
+            .iter()
+            .any(|d| d.reason.contains("exceeds")),
+        "an oversized record"
+    );
+    assert!(
+        one.dead_letters.len() >= 12,
+        "three of each bad kind but the blank"
+    );
+    assert!(batched.findings == one.findings, "findings differ");
+    assert_eq!(batched.dead_letters, one.dead_letters);
+    assert_eq!(batched.stats, one.stats);
+    assert!(batched.accesses == one.accesses, "accesses differ");
+    let rows = |o: &Output| {
+        o.exposure
+            .as_ref()
+            .expect("exposure counted")
+            .to_record_batch("k")
+            .expect("exposure rows")
+    };
+    assert_eq!(rows(&batched), rows(&one));
+}

@@ -454,10 +454,7 @@ fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<(Stats
     // holds it, and a reference count shared with the thread that drops earlier
     // blocks' accesses would bounce between cores on every event.
     let mut prov = Provenance::file_line(Arc::from(&*job.name), 0);
-    for (line, record) in file::lines(&job.block) {
-        prov.line = Some(line);
-        engine.process_record(record, &prov, &mut state, &mut out);
-    }
+    engine.process_lines(file::lines(&job.block), &mut prov, &mut state, &mut out);
     let findings = if out.findings.is_empty() {
         None
     } else {
