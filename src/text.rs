@@ -125,24 +125,47 @@ pub(crate) fn quick_hash(bytes: &[u8]) -> u64 {
     for c in &mut chunks {
         h = (h.rotate_left(5) ^ le_word(c)).wrapping_mul(K);
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        // The tail read without a variable-length copy (a call per hash): the
-        // last eight bytes when there are that many (overlapping bytes
-        // already mixed in), else two overlapping halves or single bytes.
-        let tail = if n >= 8 {
-            le_word(&bytes[n - 8..])
-        } else if n >= 4 {
-            let half = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-            half(&bytes[..4]) | half(&bytes[n - 4..]) << 32
-        } else {
-            // One to three bytes: first, middle and last.
-            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
-        };
-        h = (h.rotate_left(5) ^ tail).wrapping_mul(K);
+    if !chunks.remainder().is_empty() {
+        // The last eight bytes when there are that many: overlapping bytes
+        // already mixed in.
+        h = (h.rotate_left(5) ^ tail_word(bytes)).wrapping_mul(K);
     }
     // Mix the high bits down: callers index with the low bits.
     h ^ (h >> 29)
+}
+
+/// The tail of `bytes` as one word, read without a variable-length copy (a
+/// call each): the last eight bytes when there are that many, else two
+/// overlapping halves, else the first, middle and last of one to three bytes.
+/// Together with the whole eight-byte chunks it covers every byte.
+#[inline]
+fn tail_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    if n >= 8 {
+        le_word(&bytes[n - 8..])
+    } else if n >= 4 {
+        let half = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        half(&bytes[..4]) | half(&bytes[n - 4..]) << 32
+    } else if n > 0 {
+        u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+    } else {
+        0
+    }
+}
+
+/// Whether `a` and `b` hold the same bytes: a word at a time and inline, for
+/// the short names and values compared on every record. `==` on slices calls
+/// `memcmp`, whose dispatch on the length mispredicts when lengths vary.
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = tail_word(a) ^ tail_word(b);
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        diff |= le_word(x) ^ le_word(y);
+    }
+    diff == 0
 }
 
 /// Lower-case hex of `bytes` (the hex crate's table encoder; its `encode`
@@ -183,6 +206,19 @@ mod tests {
             let i = at.index(text.len());
             other[i] ^= flip;
             prop_assert_ne!(quick_hash(&text), quick_hash(&other));
+        }
+
+        /// `same` is slice equality: on equal texts, texts that differ in one
+        /// byte anywhere (the tail words included), and unrelated texts.
+        #[test]
+        fn same_is_slice_equality(text in proptest::collection::vec(any::<u8>(), 0..40), at in any::<proptest::sample::Index>(), flip in any::<u8>(), other in proptest::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert!(same(&text, &text.clone()));
+            prop_assert_eq!(same(&text, &other), text == other);
+            if !text.is_empty() {
+                let mut changed = text.clone();
+                changed[at.index(text.len())] ^= flip;
+                prop_assert_eq!(same(&text, &changed), flip == 0);
+            }
         }
 
         #[test]

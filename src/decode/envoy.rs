@@ -36,8 +36,7 @@ pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), 
         };
         return json::walk(text, NAME, &mut sink);
     }
-    out.push(decode_text(text)?);
-    Ok(())
+    super::push_decoded(out, |ev| decode_text(text, ev))
 }
 
 fn invalid(message: &str) -> Error {
@@ -47,29 +46,35 @@ fn invalid(message: &str) -> Error {
     }
 }
 
-fn decode_text(line: &str) -> Result<Event<'_>, Error> {
+fn decode_text<'a>(line: &'a str, ev: &mut Event<'a>) -> Result<(), Error> {
     let line = line.strip_prefix("ACCESS ").unwrap_or(line);
     if !line.starts_with('[') {
         return Err(invalid("expected [start_time]"));
     }
     let mut fields = Fields::new(line);
-    let mut all: Vec<&str> = Vec::with_capacity(24);
+    // The fields read below are among the first twenty; later ones are only
+    // counted (on the stack: no allocation per line).
+    let mut kept = [""; 24];
+    let mut count = 0usize;
     loop {
         match fields.next_field() {
-            Ok(Some(f)) => all.push(f),
+            Ok(Some(f)) => {
+                if let Some(slot) = kept.get_mut(count) {
+                    *slot = f;
+                }
+                count += 1;
+            }
             Ok(None) => break,
             Err(()) => return Err(invalid("unterminated quoted field")),
         }
     }
-    if all.len() < 7 {
+    if count < 7 {
         return Err(invalid("too few fields"));
     }
-    let mut ev = Event {
-        time: Some(text_to_micros(all[0]).ok_or_else(|| invalid("bad start_time"))?),
-        ..Event::default()
-    };
+    let all = &kept[..count.min(kept.len())];
+    ev.time = Some(text_to_micros(all[0]).ok_or_else(|| invalid("bad start_time"))?);
     let request = all[1];
-    if !fill::set_request_line(&mut ev, request) && request != "- - -" {
+    if !fill::set_request_line(ev, request) && request != "- - -" {
         ev.extra.push(("request".into(), request.into()));
     }
     ev.status = match non_dash(all[2]) {
@@ -77,7 +82,7 @@ fn decode_text(line: &str) -> Result<Event<'_>, Error> {
         Some(code) => Some(code.parse().map_err(|_| invalid("bad response_code"))?),
     };
     // Istio's layout has three more fields after the flags and about 21 in all.
-    let istio = all.len() >= 19;
+    let istio = count >= 19;
     let rest = if istio { &all[7..] } else { &all[4..] };
     let get = |i: usize| rest.get(i).copied().and_then(non_dash);
     ev.bytes_in = get(0).and_then(|v| v.parse().ok());
@@ -95,15 +100,15 @@ fn decode_text(line: &str) -> Result<Event<'_>, Error> {
         );
     }
     if let Some(upstream) = get(8) {
-        fill::set_dest_addr(&mut ev, upstream);
+        fill::set_dest_addr(ev, upstream);
     }
     if istio && let Some(remote) = get(12) {
-        fill::set_client_addr(&mut ev, remote);
+        fill::set_client_addr(ev, remote);
     }
     if let Some(xff) = get(4) {
         fill::set(&mut ev.client_ip, xff.split(',').next().map(str::trim));
     }
-    Ok(ev)
+    Ok(())
 }
 
 struct JsonSink<'o, 'a> {
@@ -173,6 +178,14 @@ impl<'de> Sink<'de> for JsonSink<'_, 'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One line's event, through the decoder's entry point.
+    fn decode_text(line: &str) -> Result<Event<'_>, Error> {
+        let mut out = Vec::new();
+        decode(line, &mut out)?;
+        assert_eq!(out.len(), 1, "one event per line");
+        Ok(out.remove(0))
+    }
     use crate::event::Text;
 
     const LINE: &str = r#"[2016-04-15T20:17:00.310Z] "POST /api/v1/locations?x=1 HTTP/2" 204 - 154 0 226 100 "10.0.35.28, 10.0.0.1" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations:8080" "tcp://10.0.2.1:80""#;

@@ -60,7 +60,7 @@ pub(crate) fn header_name(name: &str) -> Text<'static> {
     // Most logs write names in lower case already: an exact compare first.
     let hit = common
         .iter()
-        .find(|c| c.as_bytes() == name.as_bytes())
+        .find(|c| crate::text::same(c.as_bytes(), name.as_bytes()))
         .or_else(|| common.iter().find(|c| c.eq_ignore_ascii_case(name)));
     match hit {
         Some(c) => Cow::Borrowed(c),

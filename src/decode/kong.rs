@@ -39,24 +39,33 @@ const KNOWN_TOP: [&str; 15] = [
 
 /// Decode one record (object or batch array).
 pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
+    let len = out.len();
+    // Each object's event is filled where it stays, in a slot at the end of
+    // `out` (an event is several hundred bytes: moving one costs a copy).
+    out.push(Event::default());
     let mut sink = KongSink {
         out,
-        ev: Event::default(),
         consumer: [None, None, None],
     };
-    json::walk(text, "kong", &mut sink)
+    let result = json::walk(text, "kong", &mut sink);
+    // Drop the slot no object filled (or, on error, all this record added).
+    let keep = if result.is_ok() { out.len() - 1 } else { len };
+    out.truncate(keep);
+    result
 }
 
 struct KongSink<'o, 'a> {
+    /// Ends with the slot of the object being read.
     out: &'o mut Vec<Event<'a>>,
-    ev: Event<'a>,
     /// username, custom_id, id: the first present names the principal.
     consumer: [Option<Text<'a>>; 3],
 }
 
 impl<'de> Sink<'de> for KongSink<'_, 'de> {
     fn scalar(&mut self, path: &str, v: Scalar<'de>) {
-        let ev = &mut self.ev;
+        let Some(ev) = self.out.last_mut() else {
+            return;
+        };
         if let Some(name) = path.strip_prefix("request.headers.") {
             fill::push_header(&mut ev.headers, name, &v);
             return;
@@ -98,16 +107,18 @@ impl<'de> Sink<'de> for KongSink<'_, 'de> {
     }
 
     fn end_record(&mut self) {
-        let mut ev = std::mem::take(&mut self.ev);
         let consumer = std::mem::take(&mut self.consumer);
+        let Some(ev) = self.out.last_mut() else {
+            return;
+        };
         ev.principal = consumer.into_iter().flatten().next();
         if ev.path.is_none()
             && let Some(url) = ev.url.clone()
         {
-            fill::with_text(&mut ev, url, fill::set_target);
+            fill::with_text(ev, url, fill::set_target);
         }
-        fill::from_headers(&mut ev);
-        self.out.push(ev);
+        fill::from_headers(ev);
+        self.out.push(Event::default());
     }
 }
 
@@ -171,5 +182,12 @@ mod tests {
         assert!(run("42").is_err());
         assert!(run(r#"[{"request":{}}, 3]"#).is_err());
         assert!(run(r#"{"request":"#).is_err());
+        // A batch that fails after its first object leaves no event behind.
+        let mut out = Vec::new();
+        decode(r#"{"request":{"uri":"/a"}}"#, &mut out).expect("valid kong");
+        assert!(decode(r#"[{"request":{"uri":"/b"}}, 3]"#, &mut out).is_err());
+        assert!(decode(r#"[{"request":{"uri":"/b"}}, {"#, &mut out).is_err());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].path.as_deref(), Some("/a"));
     }
 }

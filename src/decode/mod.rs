@@ -309,6 +309,21 @@ fn decode_as<'a>(
     }
 }
 
+/// Decode one event into a new slot at the end of `out`. An event is several
+/// hundred bytes: built on the stack, returned and then pushed, it was copied
+/// twice on every record. The slot is removed again when `fill` fails.
+fn push_decoded<'a>(
+    out: &mut Vec<Event<'a>>,
+    fill: impl FnOnce(&mut Event<'a>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    out.push(Event::default());
+    let result = out.last_mut().map_or(Ok(()), fill);
+    if result.is_err() {
+        out.pop();
+    }
+    result
+}
+
 /// An event that carries a whole line as plain text.
 pub fn text_event(text: &str) -> Event<'_> {
     Event {

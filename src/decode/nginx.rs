@@ -25,8 +25,7 @@ fn invalid(message: &str) -> Error {
 
 /// Decode one line.
 pub(super) fn decode<'a>(line: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), Error> {
-    out.push(decode_line(line)?);
-    Ok(())
+    super::push_decoded(out, |ev| decode_line(line, ev))
 }
 
 /// `dd/Mon/yyyy:` at the start of `s` (the common log format time).
@@ -56,7 +55,7 @@ pub(super) fn looks_like(line: &str) -> bool {
     matches!(before, 3 | 4) && crate::text::find_str(&line[open..], "] \"").is_some()
 }
 
-fn decode_line(line: &str) -> Result<Event<'_>, Error> {
+fn decode_line<'a>(line: &'a str, ev: &mut Event<'a>) -> Result<(), Error> {
     let open = time_bracket(line).ok_or_else(|| invalid("missing [time]"))?;
     let mut head = line[..open].split_b(b' ').filter(|t| !t.is_empty());
     let fields: [Option<&str>; 5] = std::array::from_fn(|_| head.next());
@@ -65,7 +64,6 @@ fn decode_line(line: &str) -> Result<Event<'_>, Error> {
         [Some(vhost), Some(addr), Some(_ident), Some(user), None] => (Some(vhost), addr, user),
         _ => return Err(invalid("expected 3 or 4 fields before [time]")),
     };
-    let mut ev = Event::default();
     if let Some(vhost) = vhost {
         let (host, port) = split_host_port(vhost);
         fill::set(&mut ev.dest_host, Some(host));
@@ -98,16 +96,24 @@ fn decode_line(line: &str) -> Result<Event<'_>, Error> {
     if !trailing.is_empty() {
         ev.extra.push(("trailing".into(), trailing.into()));
     }
-    if !fill::set_request_line(&mut ev, request) && non_dash(request).is_some() {
+    if !fill::set_request_line(ev, request) && non_dash(request).is_some() {
         // A malformed request line (scanners, TLS on a plain port): keep it for detection.
         ev.extra.push(("request".into(), request.into()));
     }
-    Ok(ev)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One line's event, through the decoder's entry point.
+    fn decode_line(line: &str) -> Result<Event<'_>, Error> {
+        let mut out = Vec::new();
+        decode(line, &mut out)?;
+        assert_eq!(out.len(), 1, "one event per line");
+        Ok(out.remove(0))
+    }
     use crate::event::Text;
 
     const TAIL: &str = r#"[10/Oct/2023:13:55:36 -0700] "GET /fhir/Patient/12345?_format=json HTTP/1.1" 200 2326 "https://portal.example.org/" "Mozilla/5.0""#;
@@ -159,8 +165,14 @@ mod tests {
             r#"192.0.2.10 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" OK 1"#,
             r#"192.0.2.10 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1"#,
         ];
+        // A failed line leaves no half-filled event behind.
+        let good = format!("192.0.2.10 - - {TAIL}");
+        let mut out = Vec::new();
+        decode(&good, &mut out).expect("good line");
         for case in cases {
             assert!(decode_line(case).is_err(), "{case}");
+            assert!(decode(case, &mut out).is_err(), "{case}");
+            assert_eq!(out.len(), 1, "{case}");
         }
     }
 }
