@@ -239,8 +239,8 @@ impl Engine {
     /// batch at a time, and each stage (decoding, detection, then exposure and
     /// the anomaly rules) runs over the whole batch before the next: one record
     /// at a time ran through more code than the instruction cache holds, and
-    /// fetched most of it again for the next record. Findings, exposure and
-    /// accesses come out as record by record.
+    /// fetched most of it again for the next record. Findings, dead letters,
+    /// counts, exposure and accesses come out as they do record by record.
     pub fn process_lines<'a>(
         &self,
         lines: impl Iterator<Item = (u64, &'a [u8])>,

@@ -49,7 +49,11 @@ pub(super) fn decode<'a>(text: &'a str, out: &mut Vec<Event<'a>>) -> Result<(), 
     };
     let result = json::walk(text, "kong", &mut sink);
     // Drop the slot no object filled (or, on error, all this record added).
-    let keep = if result.is_ok() { out.len() - 1 } else { len };
+    let keep = if result.is_ok() {
+        out.len().saturating_sub(1)
+    } else {
+        len
+    };
     out.truncate(keep);
     result
 }
