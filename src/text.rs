@@ -89,7 +89,14 @@ pub(crate) fn le_word(b: &[u8]) -> u64 {
 /// only disturbs the bytes above a zero byte), which is all a search needs.
 #[inline]
 pub(crate) fn zero_bytes(v: u64) -> u64 {
-    v.wrapping_sub(LANES) & !v & (LANES << 7)
+    bytes_below(v, 1)
+}
+
+/// The high bit of each byte of `v` below `k` (at most 0x80), exact for the
+/// lowest one like [`zero_bytes`].
+#[inline]
+pub(crate) fn bytes_below(v: u64, k: u8) -> u64 {
+    v.wrapping_sub(LANES * u64::from(k)) & !v & (LANES << 7)
 }
 
 /// Offset of the first `b` in `hay`, like `memchr`, for the short fields of
@@ -196,6 +203,14 @@ mod tests {
         #[test]
         fn find_byte_is_memchr(hay in proptest::collection::vec(proptest::sample::select(vec![b' ', b'a', 0x80, 0xff, 0]), 0..40), b in proptest::sample::select(vec![b' ', b'a', 0x80, 0xff, 0])) {
             prop_assert_eq!(find_byte(&hay, b), memchr::memchr(b, &hay));
+        }
+
+        /// The lowest byte `bytes_below` marks is the first byte below `k`.
+        #[test]
+        fn bytes_below_finds_the_first_small_byte(word in any::<[u8; 8]>(), k in 1u8..=0x80) {
+            let found = bytes_below(u64::from_le_bytes(word), k);
+            let first = (found != 0).then(|| (found.trailing_zeros() / 8) as usize);
+            prop_assert_eq!(first, word.iter().position(|&b| b < k));
         }
 
         /// Texts that differ in one byte hash apart (the tail included), so a

@@ -507,14 +507,13 @@ impl<'de> Parser<'de> {
     /// eight at a time.
     #[inline]
     fn skip_plain(&mut self) {
-        use crate::text::{LANES, zero_bytes};
+        use crate::text::{LANES, bytes_below, zero_bytes};
         while let Some(chunk) = self.text.as_bytes()[self.pos..].first_chunk::<8>() {
             let v = u64::from_le_bytes(*chunk);
-            // Lowest `"`, `\\` or byte below 0x20 (the borrow trick of
-            // `zero_bytes`, with 0x20 in place of 1).
+            // Lowest `"`, `\\` or control character.
             let stop = zero_bytes(v ^ (LANES * u64::from(b'"')))
                 | zero_bytes(v ^ (LANES * u64::from(b'\\')))
-                | (v.wrapping_sub(LANES * 0x20) & !v & (LANES << 7));
+                | bytes_below(v, 0x20);
             if stop != 0 {
                 self.pos += (stop.trailing_zeros() / 8) as usize;
                 return;
@@ -1281,5 +1280,26 @@ mod tests {
         let err =
             walk("{\"a\":1,\n \"b\" 2}", "t", &mut Record::default()).expect_err("missing colon");
         assert!(err.to_string().contains("line 2 column 6"), "{err}");
+    }
+
+    #[test]
+    fn raw_control_characters_anywhere_in_a_string_are_errors() {
+        // Every control character, in the first eight bytes of a string and
+        // past them (where the string is skipped a word at a time).
+        for c in 0u8..0x20 {
+            for at in [0usize, 3, 8, 13] {
+                let mut text = b"{\"a\":\"".to_vec();
+                let mut body = b"abcdefghijklmnop".to_vec();
+                body[at] = c;
+                text.extend_from_slice(&body);
+                text.extend_from_slice(b"\"}");
+                let text = String::from_utf8(text).expect("ascii");
+                let err = walk(&text, "t", &mut Record::default()).expect_err("control character");
+                assert!(
+                    err.to_string().contains("control character"),
+                    "{c:#x} at {at}: {err}"
+                );
+            }
+        }
     }
 }
