@@ -315,22 +315,18 @@ impl Engine {
     ) {
         let first = out.findings.len();
         ends.clear();
-        let mut start = 0;
-        for span in spans {
+        for (span, evs) in records(events, spans) {
             prov.line = span.line;
-            for (i, ev) in events[start..span.end].iter().enumerate() {
+            for (i, ev) in evs.iter().enumerate() {
                 prov.index = event_index(i);
                 self.detector.scan(ev, prov, span.format, &mut out.findings);
                 ends.push(out.findings.len());
             }
-            start = span.end;
         }
         let key = self.detector.key();
-        let (mut start, mut before, mut ends) = (0, first, ends.iter());
-        for span in spans {
+        let (mut before, mut ends) = (first, ends.iter());
+        for (span, evs) in records(events, spans) {
             prov.line = span.line;
-            let evs = &events[start..span.end];
-            start = span.end;
             if !evs.is_empty() {
                 *out.stats
                     .events_by_format
@@ -406,6 +402,20 @@ struct Span {
     line: Option<u64>,
     format: Format,
     end: usize,
+}
+
+/// Each record of a batch with its events (`spans` end where each record's
+/// events end in `events`).
+fn records<'s, 'e, 'a>(
+    events: &'e [Event<'a>],
+    spans: &'s [Span],
+) -> impl Iterator<Item = (&'s Span, &'e [Event<'a>])> {
+    let mut start = 0;
+    spans.iter().map(move |span| {
+        let evs = &events[start..span.end];
+        start = span.end;
+        (span, evs)
+    })
 }
 
 /// An event's index within its record, as [`Provenance::index`] holds it.

@@ -324,6 +324,19 @@ fn push_decoded<'a>(
     result
 }
 
+/// The one event a line decoder makes of `line`, through its entry point
+/// (for the decoders' tests).
+#[cfg(test)]
+fn one_event(
+    decode: for<'a> fn(&'a str, &mut Vec<Event<'a>>) -> Result<(), Error>,
+    line: &str,
+) -> Result<Event<'_>, Error> {
+    let mut out = Vec::new();
+    decode(line, &mut out)?;
+    assert_eq!(out.len(), 1, "one event per line");
+    Ok(out.remove(0))
+}
+
 /// An event that carries a whole line as plain text.
 pub fn text_event(text: &str) -> Event<'_> {
     Event {

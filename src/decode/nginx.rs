@@ -109,10 +109,7 @@ mod tests {
 
     /// One line's event, through the decoder's entry point.
     fn decode_line(line: &str) -> Result<Event<'_>, Error> {
-        let mut out = Vec::new();
-        decode(line, &mut out)?;
-        assert_eq!(out.len(), 1, "one event per line");
-        Ok(out.remove(0))
+        crate::decode::one_event(decode, line)
     }
     use crate::event::Text;
 
