@@ -147,6 +147,54 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// What a field name alone tells [`Engine::worth_scanning_now`]: its shape,
+/// and whether the name by itself makes the field worth scanning (it holds a
+/// keyword, or a base64 segment that decodes to text).
+#[derive(Clone, Copy)]
+struct NameFacts {
+    shape: Shape,
+    worth: bool,
+}
+
+/// Names longer than this are looked at directly, not remembered.
+const NAME_MAX: usize = 40;
+const NAME_SLOTS: usize = 64;
+
+/// The [`NameFacts`] of one recent field name (engine 0: empty). Field names
+/// are few (header and parameter names) while values mostly differ, so a
+/// value the worth cache has not seen usually comes with a name it has.
+#[derive(Clone, Copy)]
+struct NameSlot {
+    engine: u64,
+    len: u8,
+    name: [u8; NAME_MAX],
+    facts: NameFacts,
+}
+
+impl NameSlot {
+    const EMPTY: NameSlot = NameSlot {
+        engine: 0,
+        len: 0,
+        name: [0; NAME_MAX],
+        facts: NameFacts {
+            shape: Shape {
+                digit_cluster: 0,
+                digit_groups: 0,
+                upper_token: 0,
+                base64_run: 0,
+                escapes: false,
+            },
+            worth: false,
+        },
+    };
+}
+
+thread_local! {
+    /// Direct-mapped cache of the facts of recent field names.
+    static NAME_CACHE: std::cell::RefCell<[NameSlot; NAME_SLOTS]> =
+        const { std::cell::RefCell::new([NameSlot::EMPTY; NAME_SLOTS]) };
+}
+
 static NEXT_ENGINE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// How far before the window a context word may start.
@@ -205,6 +253,13 @@ fn touches(b: &[u8], at: usize, step_back: bool) -> bool {
         Some(b'-' | b'.') => c2.is_some_and(|x| x.is_ascii_digit()),
         _ => false,
     }
+}
+
+/// Whether `text` holds a base64 segment that decodes to text. A long
+/// mixed-case run of base64 characters is often a path (`/fhir/Observation`)
+/// or a user agent: only a segment that really decodes is worth a view.
+fn decodes_somewhere(text: &str) -> bool {
+    !normalize::base64_segments(text).is_empty()
 }
 
 impl Engine {
@@ -326,6 +381,57 @@ impl Engine {
     }
 
     fn worth_scanning_now(&self, name: &str, value: &str) -> bool {
+        let of_name = self.name_facts(name);
+        if of_name.worth {
+            return true;
+        }
+        let of_value = Shape::of(value);
+        let shape = of_value.max(of_name.shape);
+        if shape.escapes || self.gates.iter().any(|&g| shape.allows_gate(g)) {
+            return true;
+        }
+        if self.prefilter.as_ref().is_some_and(|ac| ac.is_match(value)) {
+            return true;
+        }
+        of_value.base64_run >= normalize::BASE64_MIN && decodes_somewhere(value)
+    }
+
+    /// The facts of a field name, from the per-thread [`NAME_CACHE`] when it
+    /// was seen lately.
+    fn name_facts(&self, name: &str) -> NameFacts {
+        let len = match u8::try_from(name.len()) {
+            Ok(len) if name.len() <= NAME_MAX => len,
+            _ => return self.name_facts_now(name),
+        };
+        NAME_CACHE.with_borrow_mut(|slots| {
+            // Engines share the slot of a name: the engine is checked below.
+            let hash = crate::text::quick_hash(name.as_bytes());
+            let slot = &mut slots[(hash as usize) % NAME_SLOTS];
+            if slot.engine == self.id
+                && slot.len == len
+                && slot.name[..name.len()] == *name.as_bytes()
+            {
+                return slot.facts;
+            }
+            let facts = self.name_facts_now(name);
+            slot.name[..name.len()].copy_from_slice(name.as_bytes());
+            (slot.engine, slot.len, slot.facts) = (self.id, len, facts);
+            facts
+        })
+    }
+
+    fn name_facts_now(&self, name: &str) -> NameFacts {
+        let shape = Shape::of(name);
+        let worth = !name.is_empty()
+            && (self.prefilter.as_ref().is_some_and(|ac| ac.is_match(name))
+                || (shape.base64_run >= normalize::BASE64_MIN && decodes_somewhere(name)));
+        NameFacts { shape, worth }
+    }
+
+    /// [`Engine::worth_scanning_now`] computed from scratch, with nothing
+    /// remembered: the reference the caches are tested against.
+    #[cfg(test)]
+    fn worth_scanning_reference(&self, name: &str, value: &str) -> bool {
         let (of_value, of_name) = (Shape::of(value), Shape::of(name));
         let shape = of_value.max(of_name);
         if shape.escapes || self.gates.iter().any(|&g| shape.allows_gate(g)) {
@@ -338,12 +444,8 @@ impl Engine {
         {
             return true;
         }
-        // A long mixed-case run of base64 characters is often a path
-        // (`/fhir/Observation`) or a user agent: only a segment that really
-        // decodes to text is worth a view.
-        let decodes = |t: &str| !normalize::base64_segments(t).is_empty();
-        (of_value.base64_run >= normalize::BASE64_MIN && decodes(value))
-            || (of_name.base64_run >= normalize::BASE64_MIN && decodes(name))
+        (of_value.base64_run >= normalize::BASE64_MIN && decodes_somewhere(value))
+            || (of_name.base64_run >= normalize::BASE64_MIN && decodes_somewhere(name))
     }
 
     /// Mark the rules whose keywords occur in `text`.
@@ -543,34 +645,52 @@ mod tests {
             }
         }
 
-        /// The per-thread cache answers exactly as a direct check, across
-        /// repeats, fields that split the same bytes differently between name
-        /// and value, and fields too long for a slot.
+        /// The per-thread caches (of answers and of name facts) answer
+        /// exactly as a check from scratch, across repeats, fields that split
+        /// the same bytes differently between name and value, names and
+        /// fields too long for a slot, and two engines with different rules
+        /// asked in turn on one thread.
         #[test]
         fn cached_answers_equal_direct_ones(
             fields in proptest::collection::vec(
                 (
-                    proptest::sample::select(vec!["", "u", "user-agent", "ssn", "x"]),
+                    proptest::sample::select(vec![
+                        "", "u", "user-agent", "ssn", "x", "x-api-key", "VGhpcyBpcyBhIHRlc3Q",
+                    ]),
                     proptest::sample::select(vec![
                         "agent", "-agent", "/fhir/Observation", "ssn=123456789", "ab",
                         "Mozilla/5.0", "page=2&_count=10", "id=000-12-3456",
                     ]),
                     0..3usize,
+                    0..3usize,
+                    proptest::bool::ANY,
                 ),
                 1..40,
             ),
         ) {
-            let det = crate::detect::Detector::load(
-                crate::redact::Key::from_bytes(b"cache test key"),
-                None,
-            )
-            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
-            let engine = &det.engine;
-            for (name, value, repeat) in fields {
+            let rules = crate::detect::rule::load_all(None)
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            // A second engine without the rules whose keywords name SSNs and
+            // API keys: the same names tell it something else.
+            let fewer: Vec<_> = rules
+                .iter()
+                .filter(|r| !r.spec.keywords.iter().any(|k| k.contains("ssn") || k.contains("key")))
+                .cloned()
+                .collect();
+            proptest::prop_assert!(fewer.len() < rules.len());
+            let compile = |r: &[LoadedRule]| {
+                Engine::compile(r)
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))
+            };
+            let engines = [compile(&rules)?, compile(&fewer)?];
+            for (name, value, name_repeat, repeat, second) in fields {
+                let engine = &engines[usize::from(second)];
+                let name = name.repeat(1 + name_repeat * 4);
                 let value = value.repeat(1 + repeat * 40);
-                let direct = engine.worth_scanning_now(name, &value);
-                proptest::prop_assert_eq!(engine.worth_scanning(name, &value), direct);
-                proptest::prop_assert_eq!(engine.worth_scanning(name, &value), direct);
+                let direct = engine.worth_scanning_reference(&name, &value);
+                proptest::prop_assert_eq!(engine.worth_scanning_now(&name, &value), direct);
+                proptest::prop_assert_eq!(engine.worth_scanning(&name, &value), direct);
+                proptest::prop_assert_eq!(engine.worth_scanning(&name, &value), direct);
             }
         }
     }
