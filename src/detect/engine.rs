@@ -668,21 +668,28 @@ mod tests {
                 1..40,
             ),
         ) {
-            let rules = crate::detect::rule::load_all(None)
-                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
-            // A second engine without the rules whose keywords name SSNs and
-            // API keys: the same names tell it something else.
-            let fewer: Vec<_> = rules
-                .iter()
-                .filter(|r| !r.spec.keywords.iter().any(|k| k.contains("ssn") || k.contains("key")))
-                .cloned()
-                .collect();
-            proptest::prop_assert!(fewer.len() < rules.len());
-            let compile = |r: &[LoadedRule]| {
-                Engine::compile(r)
-                    .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))
-            };
-            let engines = [compile(&rules)?, compile(&fewer)?];
+            // Built once: the caches then also carry entries from earlier cases.
+            static ENGINES: std::sync::LazyLock<Result<[Engine; 2], String>> =
+                std::sync::LazyLock::new(|| {
+                    let rules = crate::detect::rule::load_all(None).map_err(|e| e.to_string())?;
+                    // A second engine without the rules whose keywords name
+                    // SSNs and API keys: the same names tell it something else.
+                    let fewer: Vec<_> = rules
+                        .iter()
+                        .filter(|r| {
+                            !r.spec.keywords.iter().any(|k| k.contains("ssn") || k.contains("key"))
+                        })
+                        .cloned()
+                        .collect();
+                    if fewer.len() == rules.len() {
+                        return Err(String::from("no rule was left out"));
+                    }
+                    let compile = |r: &[LoadedRule]| Engine::compile(r).map_err(|e| e.to_string());
+                    Ok([compile(&rules)?, compile(&fewer)?])
+                });
+            let engines = ENGINES
+                .as_ref()
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.clone()))?;
             for (name, value, name_repeat, repeat, second) in fields {
                 let engine = &engines[usize::from(second)];
                 let name = name.repeat(1 + name_repeat * 4);
@@ -693,6 +700,23 @@ mod tests {
                 proptest::prop_assert_eq!(engine.worth_scanning(&name, &value), direct);
             }
         }
+    }
+
+    /// Two names of one length in one slot of the name cache: the second is
+    /// told its own facts, not those of the keyword before it.
+    #[test]
+    fn names_sharing_a_slot_keep_their_own_facts() -> Result<(), Box<dyn std::error::Error>> {
+        let engine = Engine::compile(&crate::detect::rule::load_all(None)?)?;
+        let slot = |n: &str| crate::text::quick_hash(n.as_bytes()) as usize % NAME_SLOTS;
+        let other = (0..1000)
+            .map(|i| format!("{i:03}"))
+            .find(|n| slot(n) == slot("ssn"))
+            .ok_or("no three-digit name shares the slot of `ssn`")?;
+        assert!(engine.worth_scanning_now("ssn", "agent"));
+        assert!(!engine.worth_scanning_reference(&other, "agent"));
+        assert!(!engine.worth_scanning_now(&other, "agent"));
+        assert!(engine.worth_scanning_now("ssn", "agent"));
+        Ok(())
     }
 
     #[test]
