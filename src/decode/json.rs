@@ -417,14 +417,22 @@ impl<'de> Parser<'de> {
         }
     }
 
-    /// A string, number, `true`, `false` or `null`.
+    /// A string, number, `true`, `false` or `null`. Inlined with its common
+    /// cases (a string without escapes, a plain integer): a scalar returned
+    /// from a call travels through memory, and reading it back right after
+    /// the callee wrote it in pieces stalls the load.
+    #[inline(always)]
     fn scalar(&mut self) -> Parsed<Scalar<'de>> {
         match self.peek() {
             Some(b'"') => {
                 self.pos += 1;
                 Ok(Scalar::Str(self.string()?))
             }
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'1'..=b'9') => match self.plain_integer() {
+                Some(v) => Ok(Scalar::UInt(v)),
+                None => self.number(),
+            },
+            Some(b'-' | b'0') => self.number(),
             Some(b't') => self.literal("true", Scalar::Bool(true)),
             Some(b'f') => self.literal("false", Scalar::Bool(false)),
             Some(b'n') => self.literal("null", Scalar::Null),
@@ -443,17 +451,28 @@ impl<'de> Parser<'de> {
     }
 
     /// The rest of a string whose opening quote was consumed: borrowed when it
-    /// holds no escape.
+    /// holds no escape. Inlined (see [`Parser::scalar`]); a string with an
+    /// escape, or an error, takes [`Parser::string_rest`].
+    #[inline(always)]
     fn string(&mut self) -> Parsed<Cow<'de, str>> {
         let start = self.pos;
         self.skip_plain();
+        if self.peek() == Some(b'"') {
+            // `"` is ASCII, so both ends are char boundaries.
+            let s = &self.text[start..self.pos];
+            self.pos += 1;
+            return Ok(Cow::Borrowed(s));
+        }
+        self.string_rest(start)
+    }
+
+    /// A string stopped at something other than its closing quote (at
+    /// `self.pos`; it started at `start`): an escape, a control character or
+    /// the end of the text.
+    #[cold]
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Parsed<Cow<'de, str>> {
         match self.peek() {
-            Some(b'"') => {
-                // `"` and `\\` are ASCII, so both ends are char boundaries.
-                let s = &self.text[start..self.pos];
-                self.pos += 1;
-                return Ok(Cow::Borrowed(s));
-            }
             Some(b'\\') => {}
             Some(_) => {
                 return self
@@ -583,7 +602,30 @@ impl<'de> Parser<'de> {
         self.pos - from
     }
 
+    /// A number that starts with `1`-`9` and is only digits, at most 18 of
+    /// them (so it fits a u64), stepped over; `None` (nothing consumed) for
+    /// anything else, which [`Parser::number`] reads.
+    #[inline(always)]
+    fn plain_integer(&mut self) -> Option<u64> {
+        let rest = &self.text.as_bytes()[self.pos..];
+        let mut v = 0u64;
+        let mut n = 0;
+        while let Some(&d @ b'0'..=b'9') = rest.get(n) {
+            if n == 18 {
+                return None;
+            }
+            v = v * 10 + u64::from(d - b'0');
+            n += 1;
+        }
+        if let Some(b'.' | b'e' | b'E') = rest.get(n) {
+            return None;
+        }
+        self.pos += n;
+        Some(v)
+    }
+
     /// A number: u64 or i64 when it is an integer that fits, else f64.
+    #[inline(never)]
     fn number(&mut self) -> Parsed<Scalar<'de>> {
         let start = self.pos;
         let negative = self.peek() == Some(b'-');
