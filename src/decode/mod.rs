@@ -221,7 +221,7 @@ pub fn decode_record<'a>(
     state: &mut FileState,
     out: &mut Vec<Event<'a>>,
 ) -> Result<Format, Error> {
-    let text = std::str::from_utf8(record).map_err(|e| Error::InvalidUtf8(e.valid_up_to()))?;
+    let text = crate::text::utf8(record).map_err(|e| Error::InvalidUtf8(e.valid_up_to()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let idle = match mode {
