@@ -189,6 +189,12 @@ impl NameSlot {
     };
 }
 
+/// The [`NAME_CACHE`] slot of a name. Engines share it: a slot records its
+/// engine, which a lookup checks.
+fn name_slot(name: &str) -> usize {
+    (crate::text::quick_hash(name.as_bytes()) as usize) % NAME_SLOTS
+}
+
 thread_local! {
     /// Direct-mapped cache of the facts of recent field names.
     static NAME_CACHE: std::cell::RefCell<[NameSlot; NAME_SLOTS]> =
@@ -404,9 +410,7 @@ impl Engine {
             _ => return self.name_facts_now(name),
         };
         NAME_CACHE.with_borrow_mut(|slots| {
-            // Engines share the slot of a name: the engine is checked below.
-            let hash = crate::text::quick_hash(name.as_bytes());
-            let slot = &mut slots[(hash as usize) % NAME_SLOTS];
+            let slot = &mut slots[name_slot(name)];
             if slot.engine == self.id
                 && slot.len == len
                 && slot.name[..name.len()] == *name.as_bytes()
@@ -707,10 +711,9 @@ mod tests {
     #[test]
     fn names_sharing_a_slot_keep_their_own_facts() -> Result<(), Box<dyn std::error::Error>> {
         let engine = Engine::compile(&crate::detect::rule::load_all(None)?)?;
-        let slot = |n: &str| crate::text::quick_hash(n.as_bytes()) as usize % NAME_SLOTS;
         let other = (0..1000)
             .map(|i| format!("{i:03}"))
-            .find(|n| slot(n) == slot("ssn"))
+            .find(|n| name_slot(n) == name_slot("ssn"))
             .ok_or("no three-digit name shares the slot of `ssn`")?;
         assert!(engine.worth_scanning_now("ssn", "agent"));
         assert!(!engine.worth_scanning_reference(&other, "agent"));
