@@ -7,6 +7,7 @@ use super::rule::{ContextSpec, DeriveSpec, LoadedRule};
 use super::shape::Shape;
 use super::validate::Validator;
 use crate::finding::{Category, Severity};
+use crate::text::SplitByte;
 use aho_corasick::AhoCorasick;
 use regex::Regex;
 use std::ops::Range;
@@ -77,6 +78,9 @@ pub(crate) struct Engine {
     /// Distinct gates of the rules without keywords: a text that passes none of
     /// them (and holds no keyword) is skipped.
     gates: Vec<Gate>,
+    /// No keyword holds `&`, so a query string holds a keyword exactly when
+    /// one of its parameters does (see [`Engine::worth_scanning_query`]).
+    split_queries: bool,
     /// Distinguishes engines in the per-thread [`WORTH_CACHE`].
     id: u64,
 }
@@ -159,6 +163,9 @@ struct NameFacts {
 /// Names longer than this are looked at directly, not remembered.
 const NAME_MAX: usize = 40;
 const NAME_SLOTS: usize = 64;
+/// Slots of the per-thread cache of query parameters' facts (more than of
+/// names: a page number or a timestamp to the minute takes a slot per value).
+const PARAM_SLOTS: usize = 1024;
 
 /// The [`NameFacts`] of one recent field name (engine 0: empty). Field names
 /// are few (header and parameter names) while values mostly differ, so a
@@ -189,16 +196,21 @@ impl NameSlot {
     };
 }
 
-/// The [`NAME_CACHE`] slot of a name. Engines share it: a slot records its
-/// engine, which a lookup checks.
-fn name_slot(name: &str) -> usize {
-    (crate::text::quick_hash(name.as_bytes()) as usize) % NAME_SLOTS
+/// The slot of `text` in a facts cache of `slots` slots ([`NAME_CACHE`],
+/// [`PARAM_CACHE`]). Engines share them: a slot records its engine, which a
+/// lookup checks.
+fn facts_slot(text: &str, slots: usize) -> Option<usize> {
+    (crate::text::quick_hash(text.as_bytes()) as usize).checked_rem(slots)
 }
 
 thread_local! {
     /// Direct-mapped cache of the facts of recent field names.
     static NAME_CACHE: std::cell::RefCell<[NameSlot; NAME_SLOTS]> =
         const { std::cell::RefCell::new([NameSlot::EMPTY; NAME_SLOTS]) };
+    /// Direct-mapped cache of the facts of recent query parameters (sized on
+    /// first use).
+    static PARAM_CACHE: std::cell::RefCell<Vec<NameSlot>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 static NEXT_ENGINE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -347,11 +359,13 @@ impl Engine {
                 gates.push(g);
             }
         }
+        let split_queries = !keywords.iter().any(|k| k.contains('&'));
         Ok(Engine {
             rules,
             prefilter,
             keyword_rules,
             gates,
+            split_queries,
             id: NEXT_ENGINE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -402,26 +416,64 @@ impl Engine {
         of_value.base64_run >= normalize::BASE64_MIN && decodes_somewhere(value)
     }
 
+    /// [`Engine::worth_scanning`] of a query string (`name` empty), judged
+    /// parameter by parameter. `&` ends every run a [`Shape`] counts and every
+    /// base64 segment, and no keyword holds one, so the query is worth
+    /// scanning exactly when one parameter holds a keyword or a base64
+    /// segment that decodes, or the parameters' shapes together (their
+    /// maximum, the query's shape) pass a gate or need decoding. Parameters
+    /// repeat far more than whole queries do (a page number, a timestamp to
+    /// the minute), so their facts come from a per-thread cache of their own.
+    /// A parameter too long for a slot, or a keyword with `&` in it, sends
+    /// the query down the whole-field path.
+    pub fn worth_scanning_query(&self, query: &str) -> bool {
+        if !self.split_queries {
+            return self.worth_scanning("", query);
+        }
+        let mut shape = Shape::default();
+        for param in query.split_b(b'&') {
+            if param.len() > NAME_MAX {
+                return self.worth_scanning("", query);
+            }
+            let facts = PARAM_CACHE.with_borrow_mut(|slots| {
+                if slots.is_empty() {
+                    slots.resize(PARAM_SLOTS, NameSlot::EMPTY);
+                }
+                self.facts_in(slots, param)
+            });
+            if facts.worth {
+                return true;
+            }
+            shape = shape.max(facts.shape);
+        }
+        shape.escapes || self.gates.iter().any(|&g| shape.allows_gate(g))
+    }
+
     /// The facts of a field name, from the per-thread [`NAME_CACHE`] when it
     /// was seen lately.
     fn name_facts(&self, name: &str) -> NameFacts {
-        let len = match u8::try_from(name.len()) {
-            Ok(len) if name.len() <= NAME_MAX => len,
-            _ => return self.name_facts_now(name),
+        NAME_CACHE.with_borrow_mut(|slots| self.facts_in(slots, name))
+    }
+
+    /// The facts of `text` from a direct-mapped cache, computed (and stored)
+    /// when its slot holds something else. Texts longer than a slot are
+    /// computed every time.
+    fn facts_in(&self, slots: &mut [NameSlot], text: &str) -> NameFacts {
+        let len = match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= NAME_MAX => len,
+            _ => return self.name_facts_now(text),
         };
-        NAME_CACHE.with_borrow_mut(|slots| {
-            let slot = &mut slots[name_slot(name)];
-            if slot.engine == self.id
-                && slot.len == len
-                && slot.name[..name.len()] == *name.as_bytes()
-            {
-                return slot.facts;
-            }
-            let facts = self.name_facts_now(name);
-            slot.name[..name.len()].copy_from_slice(name.as_bytes());
-            (slot.engine, slot.len, slot.facts) = (self.id, len, facts);
-            facts
-        })
+        let Some(slot) = facts_slot(text, slots.len()).and_then(|i| slots.get_mut(i)) else {
+            return self.name_facts_now(text);
+        };
+        if slot.engine == self.id && slot.len == len && slot.name[..text.len()] == *text.as_bytes()
+        {
+            return slot.facts;
+        }
+        let facts = self.name_facts_now(text);
+        slot.name[..text.len()].copy_from_slice(text.as_bytes());
+        (slot.engine, slot.len, slot.facts) = (self.id, len, facts);
+        facts
     }
 
     fn name_facts_now(&self, name: &str) -> NameFacts {
@@ -672,28 +724,7 @@ mod tests {
                 1..40,
             ),
         ) {
-            // Built once: the caches then also carry entries from earlier cases.
-            static ENGINES: std::sync::LazyLock<Result<[Engine; 2], String>> =
-                std::sync::LazyLock::new(|| {
-                    let rules = crate::detect::rule::load_all(None).map_err(|e| e.to_string())?;
-                    // A second engine without the rules whose keywords name
-                    // SSNs and API keys: the same names tell it something else.
-                    let fewer: Vec<_> = rules
-                        .iter()
-                        .filter(|r| {
-                            !r.spec.keywords.iter().any(|k| k.contains("ssn") || k.contains("key"))
-                        })
-                        .cloned()
-                        .collect();
-                    if fewer.len() == rules.len() {
-                        return Err(String::from("no rule was left out"));
-                    }
-                    let compile = |r: &[LoadedRule]| Engine::compile(r).map_err(|e| e.to_string());
-                    Ok([compile(&rules)?, compile(&fewer)?])
-                });
-            let engines = ENGINES
-                .as_ref()
-                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.clone()))?;
+            let engines = cache_test_engines()?;
             for (name, value, name_repeat, repeat, second) in fields {
                 let engine = &engines[usize::from(second)];
                 let name = name.repeat(1 + name_repeat * 4);
@@ -704,6 +735,122 @@ mod tests {
                 proptest::prop_assert_eq!(engine.worth_scanning(&name, &value), direct);
             }
         }
+
+        /// A query judged parameter by parameter (with the facts of recent
+        /// parameters remembered) gets the answer of the whole query checked
+        /// from scratch, by each engine, asked twice.
+        #[test]
+        fn query_answers_equal_direct_ones(
+            queries in proptest::collection::vec((query_text(), 0..3usize), 1..20),
+        ) {
+            let engines = cache_test_engines()?;
+            for (query, e) in queries {
+                let engine = &engines[e];
+                let direct = engine.worth_scanning_reference("", &query);
+                proptest::prop_assert_eq!(engine.worth_scanning_query(&query), direct, "{}", query);
+                proptest::prop_assert_eq!(engine.worth_scanning_query(&query), direct, "{}", query);
+            }
+        }
+    }
+
+    /// A rule whose keyword holds `&`: it can match across two parameters of
+    /// a query, so an engine with it judges queries whole.
+    const AMPERSAND_RULE: &str = r#"
+rules:
+  - id: test.ampersand
+    name: Ampersand keyword
+    description: A keyword that spans two query parameters.
+    category: phi
+    kind: mrn
+    severity: low
+    confidence: 0.5
+    keywords: ["x&mr"]
+    pattern: '(?P<value>[0-9]{6})'
+"#;
+
+    /// A parameter or a query to cut into parameters: `&`, keywords, digit
+    /// runs a gate counts, upper-case tokens, escapes and base64 segments.
+    fn query_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::collection::vec(
+            (
+                proptest::sample::select(vec![
+                    "",
+                    "&",
+                    "page=2",
+                    "_count=50",
+                    "ts=2024-01-15T10:23:00Z",
+                    "ssn=",
+                    "x",
+                    "mr=1",
+                    "id=123",
+                    "456",
+                    "78-90",
+                    "ABC",
+                    "DEF1",
+                    "q=%41",
+                    "a+b",
+                    "token=",
+                    "VGhpcyBpcyBhIHRlc3Q",
+                    "dea",
+                    "npi",
+                ]),
+                0..3usize,
+            ),
+            0..12,
+        )
+        .prop_map(|parts| {
+            parts
+                .into_iter()
+                .map(|(p, n)| p.repeat(1 + n * 20))
+                .collect::<Vec<_>>()
+                .join("")
+        })
+    }
+
+    /// Three engines for the cache tests: all rules; the rules without the
+    /// keywords that name SSNs and API keys (the same texts tell it something
+    /// else); all rules and [`AMPERSAND_RULE`]. Built once, so the caches also
+    /// carry entries from earlier cases.
+    fn cache_test_engines() -> Result<&'static [Engine; 3], proptest::test_runner::TestCaseError> {
+        static ENGINES: std::sync::LazyLock<Result<[Engine; 3], String>> =
+            std::sync::LazyLock::new(|| {
+                let rules = crate::detect::rule::load_all(None).map_err(|e| e.to_string())?;
+                let fewer: Vec<_> = rules
+                    .iter()
+                    .filter(|r| {
+                        !r.spec
+                            .keywords
+                            .iter()
+                            .any(|k| k.contains("ssn") || k.contains("key"))
+                    })
+                    .cloned()
+                    .collect();
+                if fewer.len() == rules.len() {
+                    return Err(String::from("no rule was left out"));
+                }
+                let mut more = rules.clone();
+                more.extend(
+                    crate::detect::rule::parse("ampersand.yaml", AMPERSAND_RULE)
+                        .map_err(|e| e.to_string())?,
+                );
+                let compile = |r: &[LoadedRule]| Engine::compile(r).map_err(|e| e.to_string());
+                Ok([compile(&rules)?, compile(&fewer)?, compile(&more)?])
+            });
+        ENGINES
+            .as_ref()
+            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.clone()))
+    }
+
+    /// The engine with a keyword that holds `&` finds it across two
+    /// parameters, where no single parameter holds it.
+    #[test]
+    fn a_keyword_across_parameters_is_seen() -> Result<(), Box<dyn std::error::Error>> {
+        let engines = cache_test_engines().map_err(|e| e.to_string())?;
+        assert!(engines[2].worth_scanning_query("a=x&mr=b"));
+        assert!(!engines[0].worth_scanning_query("a=x&mr=b"));
+        assert!(!engines[2].worth_scanning_query("a=x&b=mr"));
+        Ok(())
     }
 
     /// Two names of one length in one slot of the name cache: the second is
@@ -713,7 +860,7 @@ mod tests {
         let engine = Engine::compile(&crate::detect::rule::load_all(None)?)?;
         let other = (0..1000)
             .map(|i| format!("{i:03}"))
-            .find(|n| name_slot(n) == name_slot("ssn"))
+            .find(|n| facts_slot(n, NAME_SLOTS) == facts_slot("ssn", NAME_SLOTS))
             .ok_or("no three-digit name shares the slot of `ssn`")?;
         assert!(engine.worth_scanning_now("ssn", "agent"));
         assert!(!engine.worth_scanning_reference(&other, "agent"));

@@ -333,7 +333,7 @@ fn views_of<'e>(
                 views.push(View::field(path, "url.path".into(), None));
             }
         }
-        if let Some(q) = query.filter(|q| !q.is_empty() && engine.worth_scanning("", q)) {
+        if let Some(q) = query.filter(|q| !q.is_empty() && engine.worth_scanning_query(q)) {
             views.push(View::query(q, "url.query".into()));
         }
     };
