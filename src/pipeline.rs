@@ -325,18 +325,23 @@ impl Engine {
         }
         let key = self.detector.key();
         let (mut before, mut ends) = (first, ends.iter());
+        // Counted per format index here and added to the map once per batch:
+        // a map entry per record compared format names on every line.
+        let mut by_format = [0u64; Format::ALL.len()];
         for (span, evs) in records(events, spans) {
             prov.line = span.line;
-            if !evs.is_empty() {
-                *out.stats
-                    .events_by_format
-                    .entry(span.format.name())
-                    .or_default() += evs.len() as u64;
+            if let Some(n) = by_format.get_mut(span.format.index()) {
+                *n += evs.len() as u64;
             }
             for ((i, ev), &end) in evs.iter().enumerate().zip(ends.by_ref()) {
                 prov.index = event_index(i);
                 self.account(ev, prov, span.format, before..end, key, out);
                 before = end;
+            }
+        }
+        for (format, n) in Format::ALL.into_iter().zip(by_format) {
+            if n > 0 {
+                *out.stats.events_by_format.entry(format.name()).or_default() += n;
             }
         }
         prov.index = 0;

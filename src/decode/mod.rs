@@ -76,6 +76,15 @@ pub enum Format {
     Text,
 }
 
+// `Format::index` is the declaration order: `ALL` must list the formats in it.
+const _: () = {
+    let mut i = 0;
+    while i < Format::ALL.len() {
+        assert!(Format::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl Format {
     /// Every format, in auto-detection order of preference.
     pub const ALL: [Format; 13] = [
@@ -93,6 +102,12 @@ impl Format {
         Format::GenericJson,
         Format::Text,
     ];
+
+    /// The format's position in [`Format::ALL`] (for counters kept in an
+    /// array).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// Decoder name as it appears in `source_format` and `--format`.
     pub fn name(self) -> &'static str {
