@@ -106,6 +106,8 @@ thread_local! {
     /// Record-level key bits of the last [`walk`] on this thread (see
     /// [`take_record_keys`]).
     static RECORD_KEYS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    /// The key path buffer [`walk`] reuses from record to record.
+    static PATH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
 }
 
 /// The key bits ([`super::detect::key_bit`]) of the record object of the last
@@ -129,18 +131,21 @@ pub(crate) fn walk<'de, S: Sink<'de>>(
         pos: 0,
         depth: 0,
     };
-    let mut path = String::with_capacity(64);
+    // The path buffer of the last walk on this thread, reused (a walk inside
+    // a sink's call would find it taken and start a new one).
+    let mut path = PATH.take();
+    path.clear();
+    path.reserve(64);
     let mut keys = 0u64;
-    let shape = parser
-        .top(&mut path, sink, &mut keys)
-        .and_then(|shape| {
-            parser.ws();
-            match parser.peek() {
-                None => Ok(shape),
-                Some(_) => parser.fail("trailing characters"),
-            }
-        })
-        .map_err(|e| e.into_error(text, format))?;
+    let shape = parser.top(&mut path, sink, &mut keys).and_then(|shape| {
+        parser.ws();
+        match parser.peek() {
+            None => Ok(shape),
+            Some(_) => parser.fail("trailing characters"),
+        }
+    });
+    PATH.set(path);
+    let shape = shape.map_err(|e| e.into_error(text, format))?;
     RECORD_KEYS.set(Some(keys));
     match shape {
         Shape::Records => Ok(()),
