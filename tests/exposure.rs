@@ -238,6 +238,12 @@ fn principal_table() {
     let mut apikey = get("/fhir/Patient/p1", None, 200);
     apikey.headers = vec![("x-api-key".into(), "synthetic-key-0001".into())];
     let query = get("/fhir/Patient/p1", Some("api_key=synthetic-key-0002"), 200);
+    let upper = get("/fhir/Patient/p1", Some("page=2&TOKEN=synthetic-0003"), 200);
+    let no_key = get(
+        "/fhir/Patient/p1",
+        Some("page=2&ts=2024-01-15T10:23:00Z"),
+        200,
+    );
     let nobody = get("/fhir/Patient/p1", None, 200);
     let cases = vec![
         (named, Some("partner-app".to_string())),
@@ -245,6 +251,8 @@ fn principal_table() {
         (opaque, Some(fp("opaque-token-123"))),
         (apikey, Some(fp("synthetic-key-0001"))),
         (query, Some(fp("synthetic-key-0002"))),
+        (upper, Some(fp("synthetic-0003"))),
+        (no_key, None),
         (nobody, None),
     ];
     for (ev, want) in cases {

@@ -296,6 +296,31 @@ fn from_hl7(body: &str, key: &Key, out: &mut Access) {
     }
 }
 
+/// Query parameters that carry a credential naming the caller (compared
+/// without regard to case).
+const QUERY_CREDENTIALS: [&str; 6] = [
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+    "access_token",
+    "token",
+];
+
+// [`principal`] skips a query without a `k` in it: every name must hold one.
+const _: () = {
+    let mut i = 0;
+    while i < QUERY_CREDENTIALS.len() {
+        let name = QUERY_CREDENTIALS[i].as_bytes();
+        let mut j = 0;
+        while j < name.len() && name[j] != b'k' {
+            j += 1;
+        }
+        assert!(j < name.len(), "a query credential name without `k`");
+        i += 1;
+    }
+};
+
 /// Who made the request: the principal the log names, else the JWT `sub` of a
 /// bearer token (decoded, not verified), else a fingerprint `key:` + 12 hex of the
 /// keyed HMAC of an API key or opaque token (the same HMAC a credential finding's
@@ -331,20 +356,17 @@ pub fn principal(event: &Event, key: &Key) -> Option<String> {
         }
     }
     let (_, query) = path_and_query(event);
-    for pair in query?.split_b(b'&') {
+    let query = query?;
+    // Every parameter name read below holds a `k`: a query without one (most
+    // queries) is not split.
+    memchr::memchr2(b'k', b'K', query.as_bytes())?;
+    for pair in query.split_b(b'&') {
         let Some((name, value)) = pair.split_once_b(b'=') else {
             continue;
         };
-        if [
-            "api_key",
-            "apikey",
-            "api-key",
-            "key",
-            "access_token",
-            "token",
-        ]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
+        if QUERY_CREDENTIALS
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
             && !value.is_empty()
         {
             return Some(token_principal(&form_decode(value), key));
