@@ -125,20 +125,25 @@ const ROUTE_SLOTS: usize = 256;
 /// Longer paths are templated without the cache.
 const ROUTE_CACHE_MAX: usize = 256;
 
-/// A path and the route and object it gave.
+/// A path and the route and object it gave, and whether it names a patient.
 #[derive(Default)]
 struct RouteSlot {
     path: String,
     route: Option<Arc<str>>,
     object: Option<Object>,
+    names_patient: bool,
 }
 
-/// The route template of `path` (interned) and the object it addresses.
-fn route_of(path: &str) -> (Arc<str>, Option<Object>) {
+/// The route template of `path` (interned), the object it addresses, and
+/// whether it holds `Patient/` (only such a path can name a patient; see
+/// [`path_patients`]): remembered with the route, so a path seen lately is
+/// not searched again.
+fn route_of(path: &str) -> (Arc<str>, Option<Object>, bool) {
     let template = |path: &str| {
+        let names_patient = crate::text::find_str(path, "Patient/").is_some();
         ROUTE.with_borrow_mut(|r| {
             let object = template_into(path, r);
-            (intern(r), object)
+            (intern(r), object, names_patient)
         })
     };
     if path.len() > ROUTE_CACHE_MAX {
@@ -152,14 +157,14 @@ fn route_of(path: &str) -> (Arc<str>, Option<Object>) {
         if let Some(route) = &slot.route
             && slot.path == path
         {
-            return (route.clone(), slot.object);
+            return (route.clone(), slot.object, slot.names_patient);
         }
-        let (route, object) = template(path);
+        let (route, object, names_patient) = template(path);
         slot.path.clear();
         slot.path.push_str(path);
         slot.route = Some(route.clone());
-        slot.object = object;
-        (route, object)
+        (slot.object, slot.names_patient) = (object, names_patient);
+        (route, object, names_patient)
     })
 }
 
@@ -224,16 +229,22 @@ impl Access {
         who: Option<&str>,
     ) -> Access {
         let path = path_of(ev);
-        let (route, object) = match path {
+        let (route, object, names_patient) = match path {
             Some(p) if !p.is_empty() => {
-                let (route, object) = route_of(p);
-                (Some(route), object)
+                let (route, object, names_patient) = route_of(p);
+                (Some(route), object, names_patient)
             }
-            _ => (None, None),
+            _ => (None, None, false),
         };
         let mut patient_hashes = Vec::new();
         if let Some(p) = path {
-            patients(p, ev.query.as_deref(), key, &mut patient_hashes);
+            patients(
+                p,
+                names_patient,
+                ev.query.as_deref(),
+                key,
+                &mut patient_hashes,
+            );
         }
         let mut flagged: Option<Box<Flagged>> = None;
         for f in findings {
@@ -446,15 +457,16 @@ fn template_into(path: &str, out: &mut String) -> Option<Object> {
 }
 
 /// Patients named by a FHIR path (`Patient/<id>`) or a `patient=` / `subject=`
-/// parameter, hashed like the exposure counts.
-fn patients(path: &str, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
+/// parameter, hashed like the exposure counts. `names_patient` is whether the
+/// path holds `Patient/`, as [`route_of`] remembers it.
+fn patients(path: &str, names_patient: bool, query: Option<&str>, key: &Key, out: &mut Vec<u64>) {
     // Most paths and queries name no patient: a substring search turns them
     // down before they are split (a `Patient` segment followed by an id holds
     // `Patient/`; every parameter read below starts `patient` or `subject`).
     // Paths and queries are short: a first-byte scan beats building or
     // dispatching a general searcher.
     use crate::text::find_str;
-    if find_str(path, "Patient/").is_some() {
+    if names_patient {
         path_patients(path, key, out);
     }
     if let Some(q) =
@@ -628,7 +640,11 @@ mod tests {
             let path = format!("/{}", segs.join("/"));
             let query = params.join("&");
             let mut got = Vec::new();
-            patients(&path, Some(&query), &key, &mut got);
+            // Twice: the second time the route cache answers for the path.
+            for _ in 0..2 {
+                got.clear();
+                patients(&path, route_of(&path).2, Some(&query), &key, &mut got);
+            }
             let mut want = Vec::new();
             path_patients(&path, &key, &mut want);
             query_patients(&query, &key, &mut want);
@@ -649,20 +665,20 @@ mod tests {
             .collect();
         for round in 0..2 {
             for p in &paths {
-                let (route, object) = route_of(p);
+                let (route, object, names_patient) = route_of(p);
                 let (want, want_object) = template(p);
                 assert_eq!(
-                    (&*route, object),
-                    (want.as_str(), want_object),
+                    (&*route, object, names_patient),
+                    (want.as_str(), want_object, p.contains("Patient/")),
                     "{p} round {round}"
                 );
             }
         }
-        let (a, _) = route_of("/health");
-        let (b, _) = route_of("/health");
+        let (a, ..) = route_of("/health");
+        let (b, ..) = route_of("/health");
         assert!(Arc::ptr_eq(&a, &b), "a repeated path reuses its route");
         reset_interner();
-        let (c, _) = route_of("/health");
+        let (c, ..) = route_of("/health");
         assert!(
             !Arc::ptr_eq(&a, &c),
             "a new block shares nothing with the last"
@@ -709,9 +725,10 @@ mod tests {
     fn patients_from_path_and_query() {
         let key = Key::from_bytes(b"0123456789abcdef");
         let mut out = Vec::new();
-        patients("/fhir/Patient/p1", Some("x=1"), &key, &mut out);
+        patients("/fhir/Patient/p1", true, Some("x=1"), &key, &mut out);
         patients(
             "/fhir/Observation",
+            false,
             Some("patient=Patient/p2"),
             &key,
             &mut out,
