@@ -164,6 +164,11 @@ fn digits_at(b: &[u8], r: std::ops::Range<usize>) -> Option<u32> {
         .then(|| d.iter().fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0')))
 }
 
+/// Month abbreviations of the common log format, January first.
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
 /// Fast path for the common log format time `02/Jan/2024:03:04:05 +0000`
 /// (no fraction); anything else is left to chrono's parser.
 fn clf_to_micros(s: &str) -> Option<i64> {
@@ -172,10 +177,6 @@ fn clf_to_micros(s: &str) -> Option<i64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| digits_at(b, r);
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
     let month = MONTHS.iter().position(|m| m[..] == b[3..6])? as u32 + 1;
     let secs = civil_seconds(
         num(7..11)? as i32,
@@ -552,9 +553,9 @@ mod tests {
                 1..8,
             ),
         ) {
-            const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
             for ((y, mo, d), h, mi, sec, zone) in times {
-                let text = format!("{d:02}/{}/{y:04}:{h:02}:{mi:02}:{sec:02} {zone}", MONTHS[mo - 1]);
+                let month = String::from_utf8_lossy(MONTHS[mo - 1]);
+                let text = format!("{d:02}/{month}/{y:04}:{h:02}:{mi:02}:{sec:02} {zone}");
                 let chrono = DateTime::parse_from_str(&text, "%d/%b/%Y:%H:%M:%S %z")
                     .ok()
                     .map(|dt| dt.timestamp_micros());

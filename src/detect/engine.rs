@@ -407,7 +407,7 @@ impl Engine {
         }
         let of_value = Shape::of(value);
         let shape = of_value.max(of_name.shape);
-        if shape.escapes || self.gates.iter().any(|&g| shape.allows_gate(g)) {
+        if self.shape_calls_for_scan(shape) {
             return true;
         }
         if self.prefilter.as_ref().is_some_and(|ac| ac.is_match(value)) {
@@ -430,22 +430,28 @@ impl Engine {
         if !self.split_queries {
             return self.worth_scanning("", query);
         }
-        let mut shape = Shape::default();
-        for param in query.split_b(b'&') {
-            if param.len() > NAME_MAX {
-                return self.worth_scanning("", query);
+        PARAM_CACHE.with_borrow_mut(|slots| {
+            if slots.is_empty() {
+                slots.resize(PARAM_SLOTS, NameSlot::EMPTY);
             }
-            let facts = PARAM_CACHE.with_borrow_mut(|slots| {
-                if slots.is_empty() {
-                    slots.resize(PARAM_SLOTS, NameSlot::EMPTY);
+            let mut shape = Shape::default();
+            for param in query.split_b(b'&') {
+                if param.len() > NAME_MAX {
+                    return self.worth_scanning("", query);
                 }
-                self.facts_in(slots, param)
-            });
-            if facts.worth {
-                return true;
+                let facts = self.facts_in(slots, param);
+                if facts.worth {
+                    return true;
+                }
+                shape = shape.max(facts.shape);
             }
-            shape = shape.max(facts.shape);
-        }
+            self.shape_calls_for_scan(shape)
+        })
+    }
+
+    /// Whether a text of this shape is worth scanning whatever its keywords:
+    /// it needs decoding, or it passes the gate of a rule without keywords.
+    fn shape_calls_for_scan(&self, shape: Shape) -> bool {
         shape.escapes || self.gates.iter().any(|&g| shape.allows_gate(g))
     }
 
@@ -490,7 +496,7 @@ impl Engine {
     fn worth_scanning_reference(&self, name: &str, value: &str) -> bool {
         let (of_value, of_name) = (Shape::of(value), Shape::of(name));
         let shape = of_value.max(of_name);
-        if shape.escapes || self.gates.iter().any(|&g| shape.allows_gate(g)) {
+        if self.shape_calls_for_scan(shape) {
             return true;
         }
         if self
