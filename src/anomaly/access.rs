@@ -179,13 +179,22 @@ pub(crate) fn reset_interner() {
 
 /// `s` as a compact string: kept inline when short (no allocation, and nothing
 /// shared with the thread that drops the access), otherwise this thread's
-/// shared copy.
+/// shared copy. Inlined: a string returned from a call travels through
+/// memory, and reading it back right after the callee wrote it in pieces
+/// stalls the load (four of these go into every access).
+#[inline(always)]
 fn short(s: &str) -> SmolStr {
     if s.len() <= INLINE {
         SmolStr::new(s)
     } else {
-        SmolStr::from(intern(s))
+        shared(s)
     }
+}
+
+/// [`short`] of a string too long to keep inline.
+#[inline(never)]
+fn shared(s: &str) -> SmolStr {
+    SmolStr::from(intern(s))
 }
 
 /// The longest string a [`SmolStr`] holds inline.

@@ -22,6 +22,9 @@ pub(crate) struct Compiled {
     pub confidence: f32,
     pub regex: Option<Regex>,
     pub group: usize,
+    /// The value group spans the whole match (or there is no group): a
+    /// search for matches gives the values, and no capture pass is needed.
+    pub whole: bool,
     pub validator: Option<Validator>,
     pub context: Option<ContextSpec>,
     pub locations: Vec<String>,
@@ -280,6 +283,21 @@ fn decodes_somewhere(text: &str) -> bool {
     !normalize::base64_segments(text).is_empty()
 }
 
+/// Whether the value group of `pattern` (`group`, 0 for the whole match) is
+/// the whole match: no group, or one group around the entire pattern.
+fn value_is_whole_match(pattern: &str, group: usize) -> bool {
+    if group == 0 {
+        return true;
+    }
+    match regex_syntax::parse(pattern) {
+        Ok(hir) => match hir.kind() {
+            regex_syntax::hir::HirKind::Capture(c) => c.index as usize == group,
+            _ => false,
+        },
+        Err(_) => false,
+    }
+}
+
 impl Engine {
     pub fn compile(loaded: &[LoadedRule]) -> Result<Engine, Error> {
         let mut rules = Vec::with_capacity(loaded.len());
@@ -300,6 +318,10 @@ impl Engine {
                     .position(|n| n == Some("value"))
                     .unwrap_or(usize::from(re.captures_len() > 1))
             });
+            let whole = r
+                .pattern
+                .as_deref()
+                .is_some_and(|p| value_is_whole_match(p, group));
             for k in &r.keywords {
                 let k = k.to_ascii_lowercase();
                 match keywords.iter().position(|x| *x == k) {
@@ -322,6 +344,7 @@ impl Engine {
                 confidence: r.confidence,
                 regex,
                 group,
+                whole,
                 validator: r.validator,
                 context,
                 locations: r.locations.clone(),
@@ -543,6 +566,14 @@ impl Engine {
             let Some(re) = &rule.regex else { continue };
             let marked = marks[idx / 64] & (1 << (idx % 64)) != 0;
             if !(marked || (!rule.has_keywords && shape.allows(rule))) {
+                continue;
+            }
+            if rule.whole {
+                for m in re.find_iter(&view.text) {
+                    if let Some(hit) = self.confirm(idx, view, m.range(), cover_of) {
+                        hits.push(hit);
+                    }
+                }
                 continue;
             }
             for caps in re.captures_iter(&view.text) {
@@ -812,6 +843,60 @@ rules:
                 .collect::<Vec<_>>()
                 .join("")
         })
+    }
+
+    #[test]
+    fn whole_match_values_are_told_apart() {
+        let cases = [
+            ("(?P<value>[0-9]{9})", 1, true),
+            ("([0-9]{3}-[0-9]{2}-[0-9]{4})", 1, true),
+            ("[0-9]{9}", 0, true),
+            ("(?P<value>a|b)", 1, true),
+            ("(?i:bearer)\\s+(?P<value>[A-Za-z]{8,})", 1, false),
+            ("(a)(?P<value>b)", 2, false),
+            ("(a)b", 1, false),
+            ("(a)|b", 1, false),
+            ("(a)+", 1, false),
+            ("(?:x)(a)", 1, false),
+        ];
+        for (pattern, group, want) in cases {
+            assert_eq!(value_is_whole_match(pattern, group), want, "{pattern}");
+        }
+    }
+
+    /// For every built-in rule whose value is its whole match, the matches a
+    /// search finds are the values the capture groups give, on every example
+    /// and negative example and on all of them run together; and some rules
+    /// do take that path, and some do not.
+    #[test]
+    fn whole_match_rules_find_their_captures() -> Result<(), Box<dyn std::error::Error>> {
+        let loaded = crate::detect::rule::load_all(None)?;
+        let engine = Engine::compile(&loaded)?;
+        let mut texts: Vec<String> = loaded
+            .iter()
+            .flat_map(|r| r.spec.examples.iter().chain(&r.spec.negative_examples))
+            .cloned()
+            .collect();
+        texts.push(texts.join(" "));
+        let (mut whole, mut not) = (0, 0);
+        for rule in &engine.rules {
+            let Some(re) = &rule.regex else { continue };
+            if !rule.whole {
+                not += 1;
+                continue;
+            }
+            whole += 1;
+            for text in &texts {
+                let found: Vec<_> = re.find_iter(text).map(|m| m.range()).collect();
+                let captured: Vec<_> = re
+                    .captures_iter(text)
+                    .filter_map(|c| c.get(rule.group).map(|m| m.range()))
+                    .collect();
+                assert_eq!(found, captured, "rule {}", rule.id);
+            }
+        }
+        assert!(whole > 5 && not > 5, "{whole} whole, {not} not");
+        Ok(())
     }
 
     /// Three engines for the cache tests: all rules; the rules without the
