@@ -108,6 +108,8 @@ thread_local! {
     static RECORD_KEYS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
     /// The key path buffer [`walk`] reuses from record to record.
     static PATH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+    /// The string-stop bit buffer [`walk`] reuses from record to record.
+    static STOPS: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// The key bits ([`super::detect::key_bit`]) of the record object of the last
@@ -126,8 +128,13 @@ pub(crate) fn walk<'de, S: Sink<'de>>(
     sink: &mut S,
 ) -> Result<(), Error> {
     RECORD_KEYS.set(None);
+    // Where strings may stop, found for the whole record at once (the buffer
+    // of the last walk on this thread, reused like the path's).
+    let mut stops = STOPS.take();
+    stop_bits(text.as_bytes(), &mut stops);
     let mut parser = Parser {
         text,
+        stops: &stops,
         pos: 0,
         depth: 0,
     };
@@ -145,6 +152,7 @@ pub(crate) fn walk<'de, S: Sink<'de>>(
         }
     });
     PATH.set(path);
+    STOPS.set(stops);
     let shape = shape.map_err(|e| e.into_error(text, format))?;
     RECORD_KEYS.set(Some(keys));
     match shape {
@@ -200,6 +208,7 @@ impl SyntaxError {
 type Parsed<T> = Result<T, SyntaxError>;
 
 /// Bytes that end a run of plain string content: `"`, `\\` and control characters.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
 static STRING_STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -212,14 +221,72 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
+/// Set `stops` to one bit per byte of `text` (bit `i % 64` of word `i / 64`),
+/// set where the byte is in [`STRING_STOP`]; bits past the end are clear.
+fn stop_bits(text: &[u8], stops: &mut Vec<u64>) {
+    stops.clear();
+    let mut blocks = text.chunks_exact(64);
+    stops.extend(blocks.by_ref().map(stop_word));
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        // Padded with a byte that is no stop.
+        let mut last = [b'a'; 64];
+        last[..tail.len()].copy_from_slice(tail);
+        stops.push(stop_word(&last));
+    }
+}
+
+/// The stop bits of 64 bytes.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn stop_word(block: &[u8]) -> u64 {
+    // SAFETY: the function only needs SSE2, which this build enables (the cfg
+    // above); it reads nothing but the slice it is given.
+    unsafe { stop_word_sse2(block) }
+}
+
+/// [`stop_word`] sixteen bytes at a time: `"`, `\\`, and bytes that the
+/// unsigned minimum with 0x1F leaves unchanged (control characters).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+fn stop_word_sse2(block: &[u8]) -> u64 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+    let mut bits = 0u64;
+    for (k, chunk) in block.chunks_exact(16).take(4).enumerate() {
+        let word = |i: usize| crate::text::le_word(&chunk[i..]) as i64;
+        let v = _mm_set_epi64x(word(8), word(0));
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+        let stop = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+        bits |= u64::from(_mm_movemask_epi8(stop) as u16) << (16 * k);
+    }
+    bits
+}
+
+/// The stop bits of 64 bytes, a byte at a time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn stop_word(block: &[u8]) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| STRING_STOP[usize::from(b)])
+        .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
 /// The walker's cursor over one record.
-struct Parser<'de> {
+struct Parser<'de, 's> {
     text: &'de str,
+    /// [`stop_bits`] of `text`.
+    stops: &'s [u64],
     pos: usize,
     depth: u32,
 }
 
-impl<'de> Parser<'de> {
+impl<'de> Parser<'de, '_> {
     fn fail<T>(&self, message: &'static str) -> Parsed<T> {
         Err(SyntaxError {
             pos: self.pos,
@@ -527,28 +594,28 @@ impl<'de> Parser<'de> {
         }
     }
 
-    /// Advance over bytes that are neither `"`, `\\` nor control characters,
-    /// eight at a time.
+    /// Advance over bytes that are neither `"`, `\\` nor control characters
+    /// (to the next stop bit, or the end).
     #[inline]
     fn skip_plain(&mut self) {
-        use crate::text::{LANES, bytes_below, zero_bytes};
-        while let Some(chunk) = self.text.as_bytes()[self.pos..].first_chunk::<8>() {
-            let v = u64::from_le_bytes(*chunk);
-            // Lowest `"`, `\\` or control character.
-            let stop = zero_bytes(v ^ (LANES * u64::from(b'"')))
-                | zero_bytes(v ^ (LANES * u64::from(b'\\')))
-                | bytes_below(v, 0x20);
-            if stop != 0 {
-                self.pos += (stop.trailing_zeros() / 8) as usize;
+        let mut word = self.pos / 64;
+        let Some(&first) = self.stops.get(word) else {
+            return;
+        };
+        let mut bits = first & (u64::MAX << (self.pos % 64));
+        loop {
+            if bits != 0 {
+                self.pos = word * 64 + bits.trailing_zeros() as usize;
                 return;
             }
-            self.pos += 8;
-        }
-        while let Some(&b) = self.text.as_bytes().get(self.pos) {
-            if STRING_STOP[usize::from(b)] {
-                break;
+            word += 1;
+            match self.stops.get(word) {
+                Some(&b) => bits = b,
+                None => {
+                    self.pos = self.text.len();
+                    return;
+                }
             }
-            self.pos += 1;
         }
     }
 
@@ -1265,6 +1332,48 @@ mod tests {
         #[test]
         fn arbitrary_text_walks_like_serde(text in any::<String>()) {
             same_as_serde(&text)?;
+        }
+
+        /// Long keys and values, their quotes, escapes and control
+        /// characters falling on every side of the 64-byte words the stop
+        /// bits come in; whole, and cut short.
+        #[test]
+        fn long_strings_walk_like_serde(
+            parts in proptest::collection::vec("[a-zé\"\\\\\u{1}\u{1f} ]{0,150}", 1..5),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            // Written with escapes (valid), and as they are (mostly not).
+            let escaped = |p: &String| serde_json::Value::String(p.clone()).to_string();
+            let valid: Vec<String> = parts
+                .iter()
+                .map(|p| format!("{}:{}", escaped(p), escaped(p)))
+                .collect();
+            let raw: Vec<String> = parts
+                .iter()
+                .map(|p| format!("\"{p}\":\"{p}\""))
+                .collect();
+            for text in [valid, raw].map(|m| format!("{{{}}}", m.join(","))) {
+                same_as_serde(&text)?;
+                let mut end = cut.index(text.len() + 1);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                same_as_serde(&text[..end])?;
+            }
+        }
+
+        /// The stop bits are the table's, byte for byte, with nothing set
+        /// past the end.
+        #[test]
+        fn stop_bits_follow_the_table(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut stops = vec![u64::MAX; 3];
+            stop_bits(&bytes, &mut stops);
+            prop_assert_eq!(stops.len(), bytes.len().div_ceil(64));
+            for i in 0..stops.len() * 64 {
+                let bit = stops[i / 64] >> (i % 64) & 1 == 1;
+                let want = bytes.get(i).is_some_and(|&b| STRING_STOP[usize::from(b)]);
+                prop_assert_eq!(bit, want, "byte {}", i);
+            }
         }
     }
 
