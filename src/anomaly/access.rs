@@ -128,7 +128,10 @@ const ROUTE_CACHE_MAX: usize = 256;
 /// A path and the route and object it gave, and whether it names a patient.
 #[derive(Default)]
 struct RouteSlot {
+    /// The path as the event holds it (a query or fragment included).
     path: String,
+    /// The length of the path before its query or fragment.
+    cut: usize,
     route: Option<Arc<str>>,
     object: Option<Object>,
     names_patient: bool,
@@ -138,33 +141,71 @@ struct RouteSlot {
 /// whether it holds `Patient/` (only such a path can name a patient; see
 /// [`path_patients`]): remembered with the route, so a path seen lately is
 /// not searched again.
-fn route_of(path: &str) -> (Arc<str>, Option<Object>, bool) {
-    let template = |path: &str| {
+/// What [`route_of`] tells of a path.
+#[derive(Debug, Clone, PartialEq)]
+struct RouteOf {
+    /// The length of the path before its query or fragment.
+    cut: usize,
+    /// The template of the path before its query (`None` when that is empty).
+    route: Option<Arc<str>>,
+    object: Option<Object>,
+    /// The path (before its query) holds `Patient/`.
+    names_patient: bool,
+}
+
+/// The route of `raw`, a path that may still carry its query or fragment:
+/// where the path ends, its template and object, and whether it names a
+/// patient. Remembered per thread, keyed by `raw`: a repeated path is
+/// neither cut nor templated again.
+fn route_of(raw: &str) -> RouteOf {
+    let compute = |raw: &str| {
+        let cut = memchr::memchr2(b'?', b'#', raw.as_bytes()).unwrap_or(raw.len());
+        let path = &raw[..cut];
+        if path.is_empty() {
+            return RouteOf {
+                cut,
+                route: None,
+                object: None,
+                names_patient: false,
+            };
+        }
         let names_patient = crate::text::find_str(path, "Patient/").is_some();
         ROUTE.with_borrow_mut(|r| {
             let object = template_into(path, r);
-            (intern(r), object, names_patient)
+            RouteOf {
+                cut,
+                route: Some(intern(r)),
+                object,
+                names_patient,
+            }
         })
     };
-    if path.len() > ROUTE_CACHE_MAX {
-        return template(path);
+    if raw.len() > ROUTE_CACHE_MAX {
+        return compute(raw);
     }
     ROUTES.with_borrow_mut(|slots| {
         if slots.is_empty() {
             slots.resize_with(ROUTE_SLOTS, RouteSlot::default);
         }
-        let slot = &mut slots[(crate::text::quick_hash(path.as_bytes()) as usize) % ROUTE_SLOTS];
-        if let Some(route) = &slot.route
-            && slot.path == path
-        {
-            return (route.clone(), slot.object, slot.names_patient);
+        let slot = &mut slots[(crate::text::quick_hash(raw.as_bytes()) as usize) % ROUTE_SLOTS];
+        if slot.route.is_some() && slot.path == raw {
+            return RouteOf {
+                cut: slot.cut,
+                route: slot.route.clone(),
+                object: slot.object,
+                names_patient: slot.names_patient,
+            };
         }
-        let (route, object, names_patient) = template(path);
-        slot.path.clear();
-        slot.path.push_str(path);
-        slot.route = Some(route.clone());
-        (slot.object, slot.names_patient) = (object, names_patient);
-        (route, object, names_patient)
+        let found = compute(raw);
+        // A path empty before its query has no route to remember.
+        if found.route.is_some() {
+            slot.path.clear();
+            slot.path.push_str(raw);
+            slot.cut = found.cut;
+            slot.route.clone_from(&found.route);
+            (slot.object, slot.names_patient) = (found.object, found.names_patient);
+        }
+        found
     })
 }
 
@@ -237,24 +278,21 @@ impl Access {
         key: &Key,
         who: Option<&str>,
     ) -> Access {
-        let path = path_of(ev);
-        let (route, object, names_patient) = match path {
-            Some(p) if !p.is_empty() => {
-                let (route, object, names_patient) = route_of(p);
-                (Some(route), object, names_patient)
-            }
-            _ => (None, None, false),
-        };
         let mut patient_hashes = Vec::new();
-        if let Some(p) = path {
-            patients(
-                p,
-                names_patient,
-                ev.query.as_deref(),
-                key,
-                &mut patient_hashes,
-            );
-        }
+        let (route, object) = match raw_path_of(ev) {
+            Some(raw) => {
+                let found = route_of(raw);
+                patients(
+                    &raw[..found.cut],
+                    found.names_patient,
+                    ev.query.as_deref(),
+                    key,
+                    &mut patient_hashes,
+                );
+                (found.route, found.object)
+            }
+            None => (None, None),
+        };
         let mut flagged: Option<Box<Flagged>> = None;
         for f in findings {
             match f.category {
@@ -334,17 +372,15 @@ impl Access {
     }
 }
 
-/// The path of an event, from its path field or its full URL, without the query.
-fn path_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
-    let before_query =
-        |p: &str| -> usize { memchr::memchr2(b'?', b'#', p.as_bytes()).unwrap_or(p.len()) };
+/// The path of an event, from its path field or its full URL, with whatever
+/// query or fragment it still carries ([`route_of`] finds where it ends).
+fn raw_path_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
     if let Some(p) = ev.path.as_deref() {
-        return Some(&p[..before_query(p)]);
+        return Some(p);
     }
     let url = ev.url.as_deref()?;
     let rest = crate::text::after_scheme(url);
-    let path = rest.find('/').map_or("", |i| &rest[i..]);
-    Some(&path[..before_query(path)])
+    Some(rest.find('/').map_or("", |i| &rest[i..]))
 }
 
 // Byte classes of path segments, so one pass gives everything [`is_id`] asks.
@@ -652,7 +688,7 @@ mod tests {
             // Twice: the second time the route cache answers for the path.
             for _ in 0..2 {
                 got.clear();
-                patients(&path, route_of(&path).2, Some(&query), &key, &mut got);
+                patients(&path, route_of(&path).names_patient, Some(&query), &key, &mut got);
             }
             let mut want = Vec::new();
             path_patients(&path, &key, &mut want);
@@ -662,7 +698,7 @@ mod tests {
     }
 
     #[test]
-    fn cached_routes_are_the_templates_of_their_paths() {
+    fn cached_routes_are_the_templates_of_their_paths() -> Result<(), Box<dyn std::error::Error>> {
         // More paths than cache slots, each seen twice: every answer, from the
         // cache or not, is the path's own template.
         let paths: Vec<String> = (0..(3 * ROUTE_SLOTS))
@@ -674,24 +710,38 @@ mod tests {
             .collect();
         for round in 0..2 {
             for p in &paths {
-                let (route, object, names_patient) = route_of(p);
-                let (want, want_object) = template(p);
-                assert_eq!(
-                    (&*route, object, names_patient),
-                    (want.as_str(), want_object, p.contains("Patient/")),
-                    "{p} round {round}"
-                );
+                for raw in [p.clone(), format!("{p}?page={round}"), format!("{p}#top")] {
+                    let got = route_of(&raw);
+                    let (want, want_object) = template(p);
+                    assert_eq!(
+                        (got.cut, got.route.as_deref(), got.object, got.names_patient),
+                        (
+                            p.len(),
+                            Some(want.as_str()),
+                            want_object,
+                            p.contains("Patient/")
+                        ),
+                        "{raw} round {round}"
+                    );
+                }
             }
         }
-        let (a, ..) = route_of("/health");
-        let (b, ..) = route_of("/health");
+        for raw in ["", "?x=1", "#f"] {
+            for _ in 0..2 {
+                let got = route_of(raw);
+                assert_eq!((got.cut, got.route, got.object), (0, None, None), "{raw:?}");
+            }
+        }
+        let route = |raw: &str| route_of(raw).route.ok_or("no route");
+        let (a, b) = (route("/health")?, route("/health")?);
         assert!(Arc::ptr_eq(&a, &b), "a repeated path reuses its route");
         reset_interner();
-        let (c, ..) = route_of("/health");
+        let c = route("/health")?;
         assert!(
             !Arc::ptr_eq(&a, &c),
             "a new block shares nothing with the last"
         );
+        Ok(())
     }
 
     #[test]
