@@ -300,6 +300,65 @@ fn batched_lines_give_what_record_by_record_gives() {
     }
     assert!(lines.len() > 1000, "several batches");
 
+    let (one, _) = batched_and_one_by_one(&lines);
+    assert!(one.findings.len() > 500, "{} findings", one.findings.len());
+    let accesses = one.accesses.as_ref().expect("accesses collected");
+    assert!(
+        accesses.iter().any(|a| a.prov.index > 0),
+        "a batch array's second event"
+    );
+    assert!(
+        one.dead_letters
+            .iter()
+            .any(|d| d.reason.contains("exceeds")),
+        "an oversized record"
+    );
+    assert!(
+        one.dead_letters.len() >= 12,
+        "three of each bad kind but the blank"
+    );
+}
+
+/// VPC Flow Logs header lines change how the rows after them decode; JSON
+/// records between them (decoded apart from text records within a batch)
+/// change nothing, and an undecodable JSON record's dead letter keeps its place.
+#[test]
+fn batched_json_between_header_and_rows_gives_what_record_by_record_gives() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let read = |p: &str| -> Vec<Vec<u8>> {
+        std::fs::read_to_string(root.join(p))
+            .expect("fixture")
+            .lines()
+            .map(|l| l.as_bytes().to_vec())
+            .collect()
+    };
+    let (custom, default, kong) = (
+        read("vpc_flow/custom.log"),
+        read("vpc_flow/default.log"),
+        read("kong/kong.log"),
+    );
+    let mut lines = Vec::new();
+    for round in 0..100 {
+        for (i, l) in custom.iter().chain(&default).enumerate() {
+            lines.push(l.clone());
+            lines.push(kong[(round + i) % kong.len()].clone());
+            if (round + i) % 7 == 0 {
+                lines.push(b"{\"request\": {\"uri\": \"/a?ssn=".to_vec());
+            }
+        }
+        // The default layout again, after the custom header.
+        lines.push(default[round % default.len()].clone());
+    }
+    assert!(lines.len() > 1000, "several batches");
+    let (one, _) = batched_and_one_by_one(&lines);
+    let vpc = one.stats.events_by_format.get("vpc_flow").copied();
+    assert!(vpc.is_some_and(|n| n > 100), "{vpc:?} vpc events");
+    assert!(one.dead_letters.len() > 20, "undecodable json records");
+}
+
+/// Run `lines` record by record and in batches; assert both give the same
+/// findings, dead letters, counts, accesses and exposure, and return both.
+fn batched_and_one_by_one(lines: &[Vec<u8>]) -> (Output, Output) {
     let engine = common::engine();
     let source: Arc<str> = Arc::from("mixed.log");
     let mut one = engine.output();
@@ -317,22 +376,6 @@ fn batched_lines_give_what_record_by_record_gives() {
         .map(|(i, l)| (i as u64 + 1, l.as_slice()));
     engine.process_lines(numbered, &mut prov, &mut state, &mut batched);
 
-    assert!(one.findings.len() > 500, "{} findings", one.findings.len());
-    let accesses = one.accesses.as_ref().expect("accesses collected");
-    assert!(
-        accesses.iter().any(|a| a.prov.index > 0),
-        "a batch array's second event"
-    );
-    assert!(
-        one.dead_letters
-            .iter()
-            .any(|d| d.reason.contains("exceeds")),
-        "an oversized record"
-    );
-    assert!(
-        one.dead_letters.len() >= 12,
-        "three of each bad kind but the blank"
-    );
     assert!(batched.findings == one.findings, "findings differ");
     assert_eq!(batched.dead_letters, one.dead_letters);
     assert_eq!(batched.stats, one.stats);
@@ -345,4 +388,5 @@ fn batched_lines_give_what_record_by_record_gives() {
             .expect("exposure rows")
     };
     assert_eq!(rows(&batched), rows(&one));
+    (one, batched)
 }
