@@ -440,7 +440,9 @@ fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<(Stats
         // About one access per line: sized once rather than grown (and copied)
         // a dozen times. A reused vector that is too small is replaced, not
         // grown: growing would copy its whole old buffer and double it.
-        let lines = memchr::memchr_iter(b'\n', &job.block.data).count() + 1;
+        // Counted by the reader as it cut the block: counting again here
+        // would stream the whole block through this core's cache once more.
+        let lines = usize::try_from(job.block.lines).unwrap_or(usize::MAX / 2) + 1;
         if accesses.capacity() < lines {
             *accesses = Vec::with_capacity(lines + lines / 8);
         }

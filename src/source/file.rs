@@ -192,6 +192,8 @@ pub struct Block {
     pub start_line: u64,
     /// Whole lines, each ending in `\n` except possibly the last line of the input.
     pub data: Vec<u8>,
+    /// How many lines `data` holds (counted as the block is cut).
+    pub lines: u64,
     /// Lines skipped before this block because they exceeded the record cap.
     pub oversize: Vec<Oversize>,
 }
@@ -312,6 +314,7 @@ impl<R: Read> BlockReader<R> {
             index: self.next_index,
             start_line: self.next_line,
             data,
+            lines,
             oversize,
         };
         self.next_index += 1;
@@ -371,6 +374,7 @@ mod tests {
                 assert_eq!(l, format!("line number {}", n - 1).as_bytes());
                 expect = n + 1;
             }
+            assert_eq!(b.lines, lines(b).count() as u64);
         }
         assert_eq!(expect, 50_001);
     }
@@ -386,6 +390,7 @@ mod tests {
             all,
             vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]
         );
+        assert_eq!(bs.iter().map(|b| b.lines).sum::<u64>(), 3);
     }
 
     #[test]
