@@ -137,26 +137,25 @@ struct RouteSlot {
     names_patient: bool,
 }
 
-/// The route template of `path` (interned), the object it addresses, and
-/// whether it holds `Patient/` (only such a path can name a patient; see
-/// [`path_patients`]): remembered with the route, so a path seen lately is
-/// not searched again.
 /// What [`route_of`] tells of a path.
 #[derive(Debug, Clone, PartialEq)]
 struct RouteOf {
     /// The length of the path before its query or fragment.
     cut: usize,
-    /// The template of the path before its query (`None` when that is empty).
+    /// The route template of the path before its query (interned; `None`
+    /// when that is empty).
     route: Option<Arc<str>>,
+    /// The object the path addresses.
     object: Option<Object>,
-    /// The path (before its query) holds `Patient/`.
+    /// The path (before its query) holds `Patient/`: only such a path can
+    /// name a patient (see [`path_patients`]).
     names_patient: bool,
 }
 
 /// The route of `raw`, a path that may still carry its query or fragment:
 /// where the path ends, its template and object, and whether it names a
-/// patient. Remembered per thread, keyed by `raw`: a repeated path is
-/// neither cut nor templated again.
+/// patient. Remembered per thread, keyed by `raw`: a path seen lately is
+/// neither cut, templated nor searched again.
 fn route_of(raw: &str) -> RouteOf {
     let compute = |raw: &str| {
         let cut = memchr::memchr2(b'?', b'#', raw.as_bytes()).unwrap_or(raw.len());

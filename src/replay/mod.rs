@@ -442,7 +442,7 @@ fn process_block(engine: &Engine, job: &Job, pool: &AccessPool) -> Result<(Stats
         // grown: growing would copy its whole old buffer and double it.
         // Counted by the reader as it cut the block: counting again here
         // would stream the whole block through this core's cache once more.
-        let lines = usize::try_from(job.block.lines).unwrap_or(usize::MAX / 2) + 1;
+        let lines = usize::try_from(job.block.lines).unwrap_or(0) + 1;
         if accesses.capacity() < lines {
             *accesses = Vec::with_capacity(lines + lines / 8);
         }
