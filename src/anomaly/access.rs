@@ -125,16 +125,12 @@ const ROUTE_SLOTS: usize = 256;
 /// Longer paths are templated without the cache.
 const ROUTE_CACHE_MAX: usize = 256;
 
-/// A path and the route and object it gave, and whether it names a patient.
+/// A path as an event held it, and what [`route_of`] told of it (`None`:
+/// an empty slot).
 #[derive(Default)]
 struct RouteSlot {
-    /// The path as the event holds it (a query or fragment included).
     path: String,
-    /// The length of the path before its query or fragment.
-    cut: usize,
-    route: Option<Arc<str>>,
-    object: Option<Object>,
-    names_patient: bool,
+    found: Option<RouteOf>,
 }
 
 /// What [`route_of`] tells of a path.
@@ -187,23 +183,15 @@ fn route_of(raw: &str) -> RouteOf {
             slots.resize_with(ROUTE_SLOTS, RouteSlot::default);
         }
         let slot = &mut slots[(crate::text::quick_hash(raw.as_bytes()) as usize) % ROUTE_SLOTS];
-        if slot.route.is_some() && slot.path == raw {
-            return RouteOf {
-                cut: slot.cut,
-                route: slot.route.clone(),
-                object: slot.object,
-                names_patient: slot.names_patient,
-            };
+        if let Some(found) = &slot.found
+            && slot.path == raw
+        {
+            return found.clone();
         }
         let found = compute(raw);
-        // A path empty before its query has no route to remember.
-        if found.route.is_some() {
-            slot.path.clear();
-            slot.path.push_str(raw);
-            slot.cut = found.cut;
-            slot.route.clone_from(&found.route);
-            (slot.object, slot.names_patient) = (found.object, found.names_patient);
-        }
+        slot.path.clear();
+        slot.path.push_str(raw);
+        slot.found = Some(found.clone());
         found
     })
 }
@@ -214,7 +202,7 @@ fn route_of(raw: &str) -> RouteOf {
 /// touches the reference counts this thread is updating.
 pub(crate) fn reset_interner() {
     INTERNED.with_borrow_mut(|slots| slots.iter_mut().for_each(|s| *s = None));
-    ROUTES.with_borrow_mut(|slots| slots.iter_mut().for_each(|s| s.route = None));
+    ROUTES.with_borrow_mut(|slots| slots.iter_mut().for_each(|s| s.found = None));
 }
 
 /// `s` as a compact string: kept inline when short (no allocation, and nothing

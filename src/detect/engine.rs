@@ -568,21 +568,15 @@ impl Engine {
             if !(marked || (!rule.has_keywords && shape.allows(rule))) {
                 continue;
             }
+            let mut confirm = |m: regex::Match<'_>| {
+                hits.extend(self.confirm(idx, view, m.range(), cover_of));
+            };
             if rule.whole {
-                for m in re.find_iter(&view.text) {
-                    if let Some(hit) = self.confirm(idx, view, m.range(), cover_of) {
-                        hits.push(hit);
-                    }
-                }
-                continue;
-            }
-            for caps in re.captures_iter(&view.text) {
-                let Some(m) = caps.get(rule.group) else {
-                    continue;
-                };
-                if let Some(hit) = self.confirm(idx, view, m.range(), cover_of) {
-                    hits.push(hit);
-                }
+                re.find_iter(&view.text).for_each(&mut confirm);
+            } else {
+                re.captures_iter(&view.text)
+                    .filter_map(|caps| caps.get(rule.group))
+                    .for_each(&mut confirm);
             }
         }
         if view.depth < normalize::BASE64_DEPTH && shape.base64_run >= normalize::BASE64_MIN {
