@@ -313,3 +313,48 @@ fn values_in_field_names_are_masked_in_locations() {
         assert!(f.location.starts_with("extra:members."), "{}", f.location);
     }
 }
+
+#[test]
+fn one_finding_per_location_kind_and_value() {
+    // Two rules of one kind on one value in one parameter (the FHIR identifier
+    // rule and the dashed rule), the same SSN twice in the body, once more in
+    // a header, and a second SSN in the body.
+    let ev = Event {
+        method: Some("GET".into()),
+        path: Some("/fhir/Patient".into()),
+        query: Some("identifier=http%3A%2F%2Fhl7.org%2Ffhir%2Fsid%2Fus-ssn%7C123-45-6789".into()),
+        body: Some("ssn 123-45-6789, ssn 123-45-6789, ssn 234-56-7890".into()),
+        headers: vec![("x-ssn".into(), "123-45-6789".into())],
+        ..Event::default()
+    };
+    let found = scan(&ev);
+    let mut ssn: Vec<(String, String, String)> = found
+        .iter()
+        .filter(|f| &*f.kind == "us_ssn")
+        .map(|f| {
+            (
+                f.location.clone(),
+                f.value_masked.clone(),
+                f.rule_id.to_string(),
+            )
+        })
+        .collect();
+    ssn.sort();
+    let at = |loc: &str, masked: &str, rule: &str| {
+        (loc.to_string(), masked.to_string(), rule.to_string())
+    };
+    assert_eq!(
+        ssn,
+        vec![
+            at("body", "***-**-6789", "us_ssn.dashed"),
+            at("body", "***-**-7890", "us_ssn.dashed"),
+            at("header:x-ssn", "***-**-6789", "us_ssn.dashed"),
+            // The more confident of the two rules that matched.
+            at(
+                "url.query:identifier",
+                "***-**-6789",
+                "us_ssn.fhir_identifier"
+            ),
+        ]
+    );
+}
