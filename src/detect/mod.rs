@@ -151,22 +151,22 @@ impl Detector {
 
     /// Keep one hit per (location, kind, canonical value): the most confident.
     fn dedup(&self, hits: Vec<Hit>) -> Vec<Hit> {
-        let mut kept: Vec<(String, Hit)> = Vec::with_capacity(hits.len());
+        // Each kept hit with its kind and canonical value (the location is the
+        // hit's own): compared as parts, no key text is built per hit.
+        let mut kept: Vec<(&str, String, Hit)> = Vec::with_capacity(hits.len());
         for h in hits {
-            let kind = &self.engine.rules[h.rule].kind;
-            let key = format!(
-                "{}\u{0}{}\u{0}{}",
-                h.location,
-                kind,
-                mask::canonical(kind, &h.value)
-            );
-            match kept.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, old)) if old.confidence < h.confidence => *old = h,
+            let kind: &str = &self.engine.rules[h.rule].kind;
+            let canon = mask::canonical(kind, &h.value);
+            let same = |(k, c, old): &&mut (&str, String, Hit)| {
+                *k == kind && *c == canon && old.location == h.location
+            };
+            match kept.iter_mut().find(same) {
+                Some((_, _, old)) if old.confidence < h.confidence => *old = h,
                 Some(_) => {}
-                None => kept.push((key, h)),
+                None => kept.push((kind, canon, h)),
             }
         }
-        kept.into_iter().map(|(_, h)| h).collect()
+        kept.into_iter().map(|(_, _, h)| h).collect()
     }
 
     /// Hits of derived (misconfiguration) rules: one per rule and location.
