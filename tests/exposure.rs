@@ -291,6 +291,15 @@ fn rows_split_by_scope_and_window() {
     assert_eq!(first.first_seen, Some(1_709_251_200_000_000));
     assert_eq!(first.last_seen, Some(1_709_251_200_000_010));
     assert_eq!(first.resource_types, vec!["Patient".to_string()]);
+    // A row of one request: seen first and last at that request's time.
+    for row in &rows[1..] {
+        assert_eq!(
+            (row.requests, row.bytes_out, row.patients_count),
+            (1, 100, 1)
+        );
+        assert!(row.first_seen.is_some());
+        assert_eq!(row.first_seen, row.last_seen);
+    }
 }
 
 #[test]
