@@ -24,6 +24,7 @@ use distinct::Distinct;
 use extract::{Access, Paths};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 /// Exposure counting settings (the `[exposure]` table of the config file).
@@ -140,13 +141,29 @@ impl Accumulator {
             window_start: t - t.rem_euclid(self.window_us),
         };
         let (cap, lg_k) = (self.exact_cap, self.lg_k);
-        let row = self.rows.entry(rk).or_default();
-        row.requests += 1;
-        row.bytes_out += event.bytes_out.unwrap_or(0);
-        if let Some(t) = time {
-            row.first_seen = Some(row.first_seen.map_or(t, |f| f.min(t)));
-            row.last_seen = Some(row.last_seen.map_or(t, |l| l.max(t)));
-        }
+        let bytes_out = event.bytes_out.unwrap_or(0);
+        let row = match self.rows.entry(rk) {
+            Entry::Occupied(e) => {
+                let row = e.into_mut();
+                row.requests += 1;
+                row.bytes_out += bytes_out;
+                if let Some(t) = time {
+                    row.first_seen = Some(row.first_seen.map_or(t, |f| f.min(t)));
+                    row.last_seen = Some(row.last_seen.map_or(t, |l| l.max(t)));
+                }
+                row
+            }
+            // A new row is written whole: counting into a default row just
+            // written read it straight back, a load the stores could not
+            // forward (a stall on most of this corpus's rows, which are new).
+            Entry::Vacant(e) => e.insert(Row {
+                requests: 1,
+                bytes_out,
+                first_seen: time,
+                last_seen: time,
+                ..Row::default()
+            }),
+        };
         for h in &access.patients {
             row.patients.insert(*h, cap, lg_k);
         }
