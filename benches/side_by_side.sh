@@ -72,7 +72,8 @@ best "$WORK/rg.times" > "$WORK/rg.time"
 best "$WORK/pw.times" > "$WORK/pw.time"
 SCAN_LINE="$(best "$WORK/scan.times")"
 
-python3 - "$BYTES" "$(cat "$WORK/rg.time")" "$(cat "$WORK/pw.time")" "$SCAN_LINE" "$(wc -l < "$WORK/rg.out")" "$RUNS" <<'PY'
+python3 - "$BYTES" "$(cat "$WORK/rg.time")" "$(cat "$WORK/pw.time")" "$SCAN_LINE" "$(wc -l < "$WORK/rg.out")" "$RUNS" "$WORK/rg.times" "$WORK/pw.times" <<'PY'
+import statistics
 import sys
 size = int(sys.argv[1])
 mb = size / 1e6
@@ -88,4 +89,15 @@ if sys.argv[4]:
     sc_wall, sc_cpu = parse(sys.argv[4])
     print(f"phiwatch scan (decode + detect, JSON out): wall {sc_wall:.2f} s ({mb / sc_wall:.1f} MB/s), cpu {sc_cpu:.2f} s ({mb / sc_cpu:.1f} MB/s)")
 print(f"ratio replay/rg throughput: wall {rg_wall / pw_wall:.2f}, cpu {rg_cpu / pw_cpu:.2f}")
+# Each replay ran right after an rg run: the ratio within such a pair is
+# steadier than best-of figures on a machine whose speed drifts over minutes.
+def times(path):
+    with open(path) as f:
+        return [parse(line) for line in f if line.strip()]
+pairs = list(zip(times(sys.argv[7]), times(sys.argv[8])))
+if pairs:
+    walls = sorted(r[0] / p[0] for r, p in pairs)
+    cpus = sorted(r[1] / p[1] for r, p in pairs)
+    print(f"ratio per run pair (median, range): wall {statistics.median(walls):.2f} ({walls[0]:.2f}-{walls[-1]:.2f}), "
+          f"cpu {statistics.median(cpus):.2f} ({cpus[0]:.2f}-{cpus[-1]:.2f})")
 PY
