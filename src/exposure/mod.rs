@@ -155,7 +155,8 @@ impl Accumulator {
             }
             // A new row is written whole: counting into a default row just
             // written read it straight back, a load the stores could not
-            // forward (a stall on most of this corpus's rows, which are new).
+            // forward (a stall on every new row, and with many client
+            // addresses most rows of a block are new).
             Entry::Vacant(e) => e.insert(Row {
                 requests: 1,
                 bytes_out,
