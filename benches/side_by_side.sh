@@ -55,7 +55,6 @@ for p in "${PATTERNS[@]}"; do RG_ARGS+=(-e "$p"); done
 RUNS="${RUNS:-5}"
 TIMEFMT="%e %U %S"
 cat "$WORK/corpus.log" > /dev/null
-best() { sort -n -k1 "$1" | head -n 1; }
 : > "$WORK/rg.times"; : > "$WORK/pw.times"; : > "$WORK/scan.times"
 for _ in $(seq "$RUNS"); do
   /usr/bin/time -f "$TIMEFMT" -o "$WORK/t" \
@@ -68,11 +67,7 @@ for _ in $(seq "$RUNS"); do
   /usr/bin/time -f "$TIMEFMT" -o "$WORK/t" "$BIN" scan < "$WORK/corpus.log" > "$WORK/scan.out"
   cat "$WORK/t" >> "$WORK/scan.times"
 done
-best "$WORK/rg.times" > "$WORK/rg.time"
-best "$WORK/pw.times" > "$WORK/pw.time"
-SCAN_LINE="$(best "$WORK/scan.times")"
-
-python3 - "$BYTES" "$(cat "$WORK/rg.time")" "$(cat "$WORK/pw.time")" "$SCAN_LINE" "$(wc -l < "$WORK/rg.out")" "$RUNS" "$WORK/rg.times" "$WORK/pw.times" <<'PY'
+python3 - "$BYTES" "$(wc -l < "$WORK/rg.out")" "$RUNS" "$WORK/rg.times" "$WORK/pw.times" "$WORK/scan.times" <<'PY'
 import statistics
 import sys
 size = int(sys.argv[1])
@@ -80,21 +75,23 @@ mb = size / 1e6
 def parse(t):
     wall, user, sys_ = map(float, t.split())
     return wall, user + sys_
-rg_wall, rg_cpu = parse(sys.argv[2])
-pw_wall, pw_cpu = parse(sys.argv[3])
-print(f"corpus: {mb:.1f} MB; best of {sys.argv[6]} runs each")
-print(f"rg -j1 -o ({sys.argv[5]} matches): wall {rg_wall:.2f} s ({mb / rg_wall:.1f} MB/s), cpu {rg_cpu:.2f} s ({mb / rg_cpu:.1f} MB/s)")
+def times(path):
+    with open(path) as f:
+        return [parse(line) for line in f if line.strip()]
+rg, pw, scan = times(sys.argv[4]), times(sys.argv[5]), times(sys.argv[6])
+# The fastest run of each side (by wall time).
+rg_wall, rg_cpu = min(rg)
+pw_wall, pw_cpu = min(pw)
+print(f"corpus: {mb:.1f} MB; best of {sys.argv[3]} runs each")
+print(f"rg -j1 -o ({sys.argv[2]} matches): wall {rg_wall:.2f} s ({mb / rg_wall:.1f} MB/s), cpu {rg_cpu:.2f} s ({mb / rg_cpu:.1f} MB/s)")
 print(f"phiwatch replay --threads 1: wall {pw_wall:.2f} s ({mb / pw_wall:.1f} MB/s), cpu {pw_cpu:.2f} s ({mb / pw_cpu:.1f} MB/s)")
-if sys.argv[4]:
-    sc_wall, sc_cpu = parse(sys.argv[4])
+if scan:
+    sc_wall, sc_cpu = min(scan)
     print(f"phiwatch scan (decode + detect, JSON out): wall {sc_wall:.2f} s ({mb / sc_wall:.1f} MB/s), cpu {sc_cpu:.2f} s ({mb / sc_cpu:.1f} MB/s)")
 print(f"ratio replay/rg throughput: wall {rg_wall / pw_wall:.2f}, cpu {rg_cpu / pw_cpu:.2f}")
 # Each replay ran right after an rg run: the ratio within such a pair is
 # steadier than best-of figures on a machine whose speed drifts over minutes.
-def times(path):
-    with open(path) as f:
-        return [parse(line) for line in f if line.strip()]
-pairs = list(zip(times(sys.argv[7]), times(sys.argv[8])))
+pairs = list(zip(rg, pw))
 if pairs:
     walls = sorted(r[0] / p[0] for r, p in pairs)
     cpus = sorted(r[1] / p[1] for r, p in pairs)
