@@ -251,30 +251,39 @@ impl Shared {
         Ok(())
     }
 
-    /// Release what the anomaly detector still holds into a pending partition,
-    /// so the last episodes are written with the final flush.
-    fn finish_anomaly(&mut self) {
+    /// Write what the anomaly detector still holds (episodes whose window had
+    /// not closed) to a file of their own under findings/anomaly/. Their records
+    /// are committed, or are about to be, with the final flush, and when every
+    /// partition has already rolled there is no partition file left to carry them.
+    fn finish_anomaly(&mut self, metrics: &Metrics) -> Result<(), Error> {
         let Some(det) = self.anomaly.as_mut() else {
-            return;
+            return Ok(());
         };
         let mut found = Vec::new();
         det.finish(&mut found);
         if found.is_empty() {
-            return;
+            return Ok(());
         }
-        let target = self
-            .parts
-            .iter_mut()
-            .filter(|(_, p)| p.pending)
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, p)| p);
-        match target {
-            Some(p) => p.out.findings.extend(found),
-            None => eprintln!(
-                "phiwatch: {} anomaly finding(s) at shutdown had no open partition to go with",
-                found.len()
-            ),
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        for f in &found {
+            *kinds.entry(f.kind.to_string()).or_default() += 1;
         }
+        let rel = format!(
+            "findings/anomaly/run-{:020}-{}.parquet",
+            now_us(),
+            std::process::id()
+        );
+        let batch = findings::to_batch(&found)?;
+        let written = parquet::write(&self.out_dir, &rel, &[batch])?;
+        manifest::append(&self.out_dir, std::slice::from_ref(&written)).map_err(Error::Manifest)?;
+        metrics.add_findings(&kinds);
+        metrics.files_written.fetch_add(1, Ordering::Relaxed);
+        self.summary.stats.merge(&Stats {
+            findings_by_kind: kinds,
+            ..Stats::default()
+        });
+        self.summary.files += 1;
+        Ok(())
     }
 
     fn flush_due(
@@ -492,7 +501,7 @@ pub fn run(
         if let Some(e) = sh.error.take() {
             return Err(e);
         }
-        sh.finish_anomaly();
+        sh.finish_anomaly(&metrics)?;
         sh.flush_due(&consumer, &metrics, opts.roll_bytes, roll, true)?;
     }
     if let Some(p) = &outbox.producer {
