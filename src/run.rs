@@ -472,9 +472,9 @@ pub fn run(
             None => {}
             Some(Err(e)) => eprintln!("phiwatch: kafka: {e}"),
             Some(Ok(msg)) => {
-                let Some(payload) = msg.payload() else {
-                    continue;
-                };
+                // A record without a value (a tombstone) is taken as an empty line:
+                // nothing to scan, but its offset is done and gets committed.
+                let payload = msg.payload().unwrap_or_default();
                 let mut sh = consumer.context().lock();
                 process(
                     &mut sh,

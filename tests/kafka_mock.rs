@@ -207,6 +207,38 @@ fn transient_commit_errors_are_retried_and_nothing_is_lost() {
     common::assert_same_findings(&findings_in(&out), &replay_findings(&lines));
 }
 
+#[test]
+fn records_without_a_value_are_committed_past() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("gw5", PARTITIONS, 1).expect("topic");
+    let bs = mock.bootstrap_servers();
+    let lines = fixture_lines();
+    let mut ends = produce(&bs, "gw5", &lines, 0);
+    // Each partition ends with a tombstone.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .expect("producer");
+    for p in 0..PARTITIONS {
+        producer
+            .send(BaseRecord::<str, [u8]>::to("gw5").partition(p).key("k"))
+            .map_err(|(e, _)| e)
+            .expect("send a tombstone");
+        ends[p as usize] += 1;
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let m = start(options(&bs, "gw5", &out));
+    wait_until("committed offsets past the tombstones", 30, || {
+        committed(&bs, "phiwatch-test", "gw5") == ends
+    });
+    let summary = m.stop();
+    assert_eq!(summary.stats.records, lines.len() as u64);
+    assert_eq!(summary.stats.dead_letters, 0);
+    common::assert_same_findings(&findings_in(&out), &replay_findings(&lines));
+}
+
 /// The anomaly findings of `lines` taken in order, as (rule_id, finding_id).
 fn replay_anomalies(engine: &Engine, lines: &[Vec<u8>]) -> Vec<(String, String)> {
     let mut det = anomaly_detector();
