@@ -65,8 +65,14 @@ impl ProducerContext for Ends {
 }
 
 fn produce(bs: &str, topic: &str, lines: &[Vec<u8>], start: usize) -> BTreeMap<i32, i64> {
+    // One record per batch: tansu 0.6 serves nothing to a fetch that starts
+    // inside a record batch (Kafka returns the whole batch and the client skips
+    // what lies below the offset), so a member resuming from an offset committed
+    // mid-batch would wait forever. With single-record batches every committed
+    // offset is a batch boundary.
     let producer: BaseProducer<Ends> = ClientConfig::new()
         .set("bootstrap.servers", bs)
+        .set("batch.num.messages", "1")
         .create_with_context(Ends::default())
         .expect("producer");
     for (i, line) in lines.iter().enumerate() {
@@ -107,9 +113,20 @@ fn committed(bs: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
         .collect()
 }
 
-fn spawn(bs: &str, group: &str, topic: &str, out: &Path, cfg: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_phiwatch"))
+/// A `phiwatch run` process, killed when dropped so that a failing test leaves
+/// no consumer behind in the group.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(bs: &str, group: &str, topic: &str, out: &Path, cfg: &Path, log: &Path) -> Run {
+    let stderr = std::fs::File::create(log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_phiwatch"))
         .env("PHIWATCH_KEY", KEY)
         .args(["run", "--brokers", bs, "--group", group, "--topic", topic])
         .arg("--out")
@@ -118,12 +135,22 @@ fn spawn(bs: &str, group: &str, topic: &str, out: &Path, cfg: &Path, log: &Path)
         .arg(cfg)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(stderr)
         .spawn()
-        .expect("spawn phiwatch run")
+        .expect("spawn phiwatch run");
+    // Its signal handlers are in place once it says it is consuming; a SIGTERM
+    // before that would end it as the default action does.
+    wait_until(
+        "phiwatch run to start",
+        60,
+        || std::fs::read_to_string(log).is_ok_and(|s| s.contains("phiwatch: consuming")),
+        || std::fs::read_to_string(log).unwrap_or_default(),
+    );
+    Run(child)
 }
 
-fn sigterm_and_wait(mut child: Child) {
+fn sigterm_and_wait(mut run: Run) {
+    let child = &mut run.0;
     let pid = child.id().to_string();
     let t0 = Instant::now();
     let ok = Command::new("kill")
@@ -144,12 +171,33 @@ fn sigterm_and_wait(mut child: Child) {
     }
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+/// Polls `f` until it holds; on time-out panics with `what` and whatever `why`
+/// says about the state then (offsets, the runs' logs).
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool, why: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            why()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The committed offsets against the produced ends, and the tail of each log.
+fn state(bs: &str, group: &str, topic: &str, ends: &BTreeMap<i32, i64>, logs: &[&Path]) -> String {
+    let mut s = format!(
+        "committed {:?}, ends {ends:?}\n",
+        committed(bs, group, topic)
+    );
+    for log in logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        s.push_str(&format!("--- {}:\n{}\n", log.display(), tail.join("\n")));
+    }
+    s
 }
 
 fn config(dir: &Path) -> std::path::PathBuf {
@@ -174,6 +222,7 @@ fn merge(a: &mut BTreeMap<i32, i64>, b: BTreeMap<i32, i64>) {
 fn sigkill_mid_stream_and_restart_loses_nothing() {
     let bs = brokers();
     let topic = format!("gw-kill-{}", std::process::id());
+    let group = format!("g-kill-{}", std::process::id());
     create_topic(&bs, &topic);
     let lines = fixture_lines();
     let half = lines.len() / 2;
@@ -182,19 +231,23 @@ fn sigkill_mid_stream_and_restart_loses_nothing() {
     let cfg = config(dir.path());
     let mut ends = produce(&bs, &topic, &lines[..half], 0);
 
-    let mut first = spawn(&bs, "g-kill", &topic, &out, &cfg, &dir.path().join("a.log"));
-    wait_until("a first durable flush", 120, || {
-        out.join("manifest.jsonl").exists()
-    });
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let first = spawn(&bs, &group, &topic, &out, &cfg, &a_log);
+    wait_until(
+        "a first durable flush",
+        120,
+        || out.join("manifest.jsonl").exists(),
+        || state(&bs, &group, &topic, &ends, &[&a_log]),
+    );
     merge(&mut ends, produce(&bs, &topic, &lines[half..], half));
-    first.kill().expect("SIGKILL");
-    let _ = first.wait();
+    drop(first); // SIGKILL
 
-    let second = spawn(&bs, "g-kill", &topic, &out, &cfg, &dir.path().join("b.log"));
+    let second = spawn(&bs, &group, &topic, &out, &cfg, &b_log);
     wait_until(
         "committed offsets at the end of every partition",
         180,
-        || committed(&bs, "g-kill", &topic) == ends,
+        || committed(&bs, &group, &topic) == ends,
+        || state(&bs, &group, &topic, &ends, &[&a_log, &b_log]),
     );
     sigterm_and_wait(second);
 
@@ -210,25 +263,28 @@ fn sigkill_mid_stream_and_restart_loses_nothing() {
 fn two_members_split_partitions_and_together_find_the_same() {
     let bs = brokers();
     let topic = format!("gw-two-{}", std::process::id());
+    let group = format!("g-two-{}", std::process::id());
     create_topic(&bs, &topic);
     let lines = fixture_lines();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let cfg = config(dir.path());
-    let a = spawn(&bs, "g-two", &topic, &out, &cfg, &dir.path().join("a.log"));
-    let b = spawn(&bs, "g-two", &topic, &out, &cfg, &dir.path().join("b.log"));
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let a = spawn(&bs, &group, &topic, &out, &cfg, &a_log);
+    let b = spawn(&bs, &group, &topic, &out, &cfg, &b_log);
     // Let both join before producing, so the group has settled on two members.
     std::thread::sleep(Duration::from_secs(8));
     let ends = produce(&bs, &topic, &lines, 0);
     wait_until(
         "committed offsets at the end of every partition",
         180,
-        || committed(&bs, "g-two", &topic) == ends,
+        || committed(&bs, &group, &topic) == ends,
+        || state(&bs, &group, &topic, &ends, &[&a_log, &b_log]),
     );
     sigterm_and_wait(a);
     sigterm_and_wait(b);
-    let summary = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect("log");
-    let (la, lb) = (summary("a.log"), summary("b.log"));
+    let summary = |log: &Path| std::fs::read_to_string(log).expect("log");
+    let (la, lb) = (summary(&a_log), summary(&b_log));
     let records = |log: &str| -> u64 {
         log.lines()
             .find_map(|l| l.strip_prefix("phiwatch: stopped: "))
