@@ -542,8 +542,18 @@ fn process(
     let prov = Provenance::kafka(key.0.clone(), partition, offset);
     engine.process_record_as(payload, &prov, mode, &mut part.state, &mut part.out);
     if let (Some(det), Some(accesses)) = (sh.anomaly.as_mut(), part.out.accesses.as_mut()) {
+        let before = part.out.findings.len();
         for a in accesses.drain(..) {
             det.observe(a, &mut part.out.findings);
+        }
+        // Counted as replay counts them, so the summary covers every finding.
+        for f in &part.out.findings[before..] {
+            *part
+                .out
+                .stats
+                .findings_by_kind
+                .entry(f.kind.to_string())
+                .or_default() += 1;
         }
     }
     part.last = offset;

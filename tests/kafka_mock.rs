@@ -332,5 +332,11 @@ fn anomaly_episodes_still_open_at_shutdown_are_written() {
     // access that opened it.
     let rules = |v: &[(String, String)]| v.iter().map(|r| r.0.clone()).collect::<Vec<_>>();
     assert_eq!(rules(&anomalies_in(&out)), rules(&want));
+    // The summary counts every finding written, anomalies included.
+    let rows: usize = common::read_batches(&out.join("findings"))
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(summary.stats.findings(), rows as u64);
     phiwatch::sink::manifest::verify(&out).expect("manifest verifies");
 }
