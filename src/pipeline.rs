@@ -52,6 +52,18 @@ impl Stats {
         self.events_by_format.values().sum()
     }
 
+    /// Count `findings` by kind.
+    pub fn count_findings(&mut self, findings: &[Finding]) {
+        for f in findings {
+            match self.findings_by_kind.get_mut(&*f.kind) {
+                Some(n) => *n += 1,
+                None => {
+                    self.findings_by_kind.insert(f.kind.to_string(), 1);
+                }
+            }
+        }
+    }
+
     /// Findings, all kinds.
     pub fn findings(&self) -> u64 {
         self.findings_by_kind.values().sum()
@@ -376,14 +388,7 @@ impl Engine {
                 }
             }
         }
-        for f in &out.findings[found.clone()] {
-            match out.stats.findings_by_kind.get_mut(&*f.kind) {
-                Some(n) => *n += 1,
-                None => {
-                    out.stats.findings_by_kind.insert(f.kind.to_string(), 1);
-                }
-            }
-        }
+        out.stats.count_findings(&out.findings[found.clone()]);
         if let Some(acc) = out.exposure.as_mut() {
             acc.observe_as(ev, prov, key, who.as_deref());
         }

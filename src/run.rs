@@ -264,10 +264,8 @@ impl Shared {
         if found.is_empty() {
             return Ok(());
         }
-        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-        for f in &found {
-            *kinds.entry(f.kind.to_string()).or_default() += 1;
-        }
+        let mut counted = Stats::default();
+        counted.count_findings(&found);
         let rel = format!(
             "findings/anomaly/run-{:020}-{}.parquet",
             now_us(),
@@ -276,12 +274,9 @@ impl Shared {
         let batch = findings::to_batch(&found)?;
         let written = parquet::write(&self.out_dir, &rel, &[batch])?;
         manifest::append(&self.out_dir, std::slice::from_ref(&written)).map_err(Error::Manifest)?;
-        metrics.add_findings(&kinds);
+        metrics.add_findings(&counted.findings_by_kind);
         metrics.files_written.fetch_add(1, Ordering::Relaxed);
-        self.summary.stats.merge(&Stats {
-            findings_by_kind: kinds,
-            ..Stats::default()
-        });
+        self.summary.stats.merge(&counted);
         self.summary.files += 1;
         Ok(())
     }
@@ -547,14 +542,7 @@ fn process(
             det.observe(a, &mut part.out.findings);
         }
         // Counted as replay counts them, so the summary covers every finding.
-        for f in &part.out.findings[before..] {
-            *part
-                .out
-                .stats
-                .findings_by_kind
-                .entry(f.kind.to_string())
-                .or_default() += 1;
-        }
+        part.out.stats.count_findings(&part.out.findings[before..]);
     }
     part.last = offset;
     part.bytes += payload.len() as u64;
@@ -565,11 +553,9 @@ fn process(
         .fetch_add(payload.len() as u64, Ordering::Relaxed);
     let new_findings = &part.out.findings[f0..];
     if !new_findings.is_empty() {
-        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-        for f in new_findings {
-            *kinds.entry(f.kind.to_string()).or_default() += 1;
-        }
-        metrics.add_findings(&kinds);
+        let mut counted = Stats::default();
+        counted.count_findings(new_findings);
+        metrics.add_findings(&counted.findings_by_kind);
         if let Some(topic) = outbox.alerts_topic.clone() {
             let now = now_us();
             for f in new_findings {
